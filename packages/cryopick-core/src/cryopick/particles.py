@@ -59,12 +59,15 @@ class Particles:
     def subset(self, index) -> Particles:
         return Particles(self.x[index], self.y[index], self.score[index])
 
-    def scaled(self, factor: float) -> Particles:
-        """Coordinates divided by ``factor``: original pixels -> pixels of an image downsampled by
-        ``factor`` (and back with ``1 / factor``). Pixel centres map to pixel centres."""
+    def scaled(self, factor: float | tuple[float, float]) -> Particles:
+        """Coordinates divided by ``factor`` (one number, or ``(fx, fy)``): original pixels -> pixels of an
+        image downsampled by ``factor``; ``1 / factor`` maps back. Pixel centres map to pixel centres.
+
+        This is the one place where coordinates change frame (see ``cryopick.preprocess``)."""
+        fx, fy = (factor, factor) if np.isscalar(factor) else factor
         # A pixel centre at index i covers [i - 0.5, i + 0.5]; after binning by f it lies at
         # (i + 0.5) / f - 0.5 in the new grid.
-        return Particles((self.x + 0.5) / factor - 0.5, (self.y + 0.5) / factor - 0.5, self.score.copy())
+        return Particles((self.x + 0.5) / fx - 0.5, (self.y + 0.5) / fy - 0.5, self.score.copy())
 
     def sorted_by_score(self) -> Particles:
         order = np.argsort(-np.nan_to_num(self.score, nan=-np.inf), kind="stable")

@@ -1,0 +1,1 @@
+"""Pickers that ship with cryopick-core."""

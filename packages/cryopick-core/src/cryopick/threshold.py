@@ -1,0 +1,128 @@
+"""Core thresholders: fixed score, top-k, Otsu, and CryoMAE's density-based cut-off.
+
+Each is built from keyword parameters and has ``cutoff(scores) -> float``: candidates whose score is
+``>= cutoff`` become picks. Thresholders are chosen with ``--threshold NAME[:VALUE]`` (for example
+``fixed:0.5``, ``topk:100``, ``otsu``, ``density``).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+
+def _finite(scores) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    return s[np.isfinite(s)]
+
+
+@attrs.define
+class Fixed:
+    """Keep scores at or above ``value``."""
+
+    value: float = 0.0
+
+    def cutoff(self, scores) -> float:
+        return float(self.value)
+
+
+@attrs.define
+class TopK:
+    """Keep the ``k`` highest scores (ties at the boundary are all kept)."""
+
+    k: int = 100
+
+    def cutoff(self, scores) -> float:
+        s = _finite(scores)
+        if s.size == 0:
+            return np.inf
+        if self.k <= 0:
+            return np.inf
+        if s.size <= self.k:
+            return float(s.min())
+        return float(np.partition(s, s.size - self.k)[s.size - self.k])
+
+
+@attrs.define
+class Otsu:
+    """Otsu's method: the cut that maximises the between-class variance of a ``bins``-bin histogram."""
+
+    bins: int = 256
+
+    def cutoff(self, scores) -> float:
+        s = _finite(scores)
+        if s.size < 2 or s.min() == s.max():
+            return float(s.min()) if s.size else np.inf
+        hist, edges = np.histogram(s, bins=self.bins)
+        centres = (edges[:-1] + edges[1:]) / 2
+        w0 = np.cumsum(hist)
+        w1 = w0[-1] - w0
+        m = np.cumsum(hist * centres)
+        mu0 = m / np.maximum(w0, 1)
+        mu1 = (m[-1] - m) / np.maximum(w1, 1)
+        between = w0 * w1 * (mu0 - mu1) ** 2
+        i = int(np.argmax(between[:-1]))
+        return float(edges[i + 1])
+
+
+def knn_mean_distance(sorted_scores: np.ndarray, k: int) -> np.ndarray:
+    """Mean distance of each score to its ``k`` nearest neighbours among the scores (1-D, sorted input).
+
+    In one dimension the k nearest neighbours of element i lie in a window of the sorted array, so a
+    two-pointer merge over left and right neighbours gives them in O(n k) without a KD-tree.
+    """
+    s = sorted_scores
+    n = s.size
+    k = min(k, n - 1)
+    out = np.zeros(n)
+    if k <= 0:
+        return out
+    # Candidates: the k left and k right neighbours; the k smallest distances among them are the kNN.
+    offs = np.arange(1, k + 1)
+    left = np.abs(s[:, None] - s[np.clip(np.arange(n)[:, None] - offs, 0, n - 1)])
+    right = np.abs(s[np.clip(np.arange(n)[:, None] + offs, 0, n - 1)] - s[:, None])
+    idx = np.arange(n)[:, None]
+    left[idx - offs < 0] = np.inf
+    right[idx + offs > n - 1] = np.inf
+    both = np.concatenate([left, right], axis=1)
+    nearest = np.partition(both, k - 1, axis=1)[:, :k]
+    return nearest.mean(axis=1)
+
+
+@attrs.define
+class Density:
+    """CryoMAE's density-based cut-off (papers/cryomae.md §3.3, Algorithm 1).
+
+    For each score, the mean distance to its ``k`` nearest neighbours among all scores; scanning from
+    the dense background upwards, the cut-off is the score where the rate of change of that mean
+    distance is largest: where the background's dense cloud of scores gives way to the sparse tail
+    of particles. ``k`` defaults to 1 % of the candidates (at least 5). ``smooth`` averages the
+    distances over a window of that many scores first, so that single gaps inside the noise do not
+    win. Only the upper ``search`` fraction of the ranked scores is searched (particles are the
+    minority in the paper's sliding windows).
+    """
+
+    k: int | None = None
+    smooth: int | None = None
+    search: float = 0.5
+
+    def cutoff(self, scores) -> float:
+        s = np.sort(_finite(scores))
+        n = s.size
+        if n < 4:
+            return float(s.min()) if n else np.inf
+        k = self.k or max(5, n // 100)
+        d = knn_mean_distance(s, k)
+        w = self.smooth or k
+        if w > 1:
+            kernel = np.ones(w) / w
+            d = np.convolve(np.pad(d, (w // 2, w - 1 - w // 2), mode="edge"), kernel, mode="valid")
+        rate = np.diff(d)  # change of the mean kNN distance from score i to i + 1 (ascending)
+        start = int(n * (1.0 - self.search))
+        i = start + int(np.argmax(rate[start:]))
+        return float(s[i + 1])
+
+
+def apply_threshold(candidates, cutoff: float):
+    """Picks: the candidates whose score is at or above ``cutoff``."""
+    return candidates.above(cutoff)
