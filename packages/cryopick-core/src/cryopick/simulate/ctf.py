@@ -1,0 +1,112 @@
+"""Contrast transfer function (CTF) of a transmission electron microscope, applied in Fourier space.
+
+Formula (weak-phase object, as in CTFFIND/RELION)::
+
+    lambda   = 12.2643 / sqrt(V * (1 + 0.978466e-6 * V))          # electron wavelength in Å, V in volts
+    df(a)    = (df_u + df_v) / 2 + (df_u - df_v) / 2 * cos(2 (a - a_ast))   # astigmatic defocus in Å
+    chi(k)   = pi * lambda * df(a) * k**2 - pi / 2 * Cs * lambda**3 * k**4  # k in 1/Å, Cs in Å
+    phi      = arctan(A / sqrt(1 - A**2))                          # amplitude contrast A as a phase
+    CTF(k)   = -sin(chi(k) + phi) * exp(-B k**2 / 4)               # B-factor envelope, B in Å**2
+
+Sign convention: defocus is **positive for underfocus** and ``CTF(0) = -A < 0``. The simulated image is
+``background + ifft(CTF * fft(projected density))``, so at the low frequencies that carry most of a particle's
+power the density is *subtracted*: particles are dark on a lighter background, as in real micrographs.
+Zeros of the CTF (Thon rings) lie where ``chi(k) + phi = n pi``; see :func:`ctf_zeros`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+
+def wavelength_a(voltage_kv: float) -> float:
+    """Relativistic electron wavelength in Å for an accelerating voltage in kV."""
+    v = voltage_kv * 1e3
+    return float(12.2643 / np.sqrt(v * (1 + 0.978466e-6 * v)))
+
+
+def ctf_values(kx, ky, *, defocus_u_um: float, defocus_v_um: float | None = None, astigmatism_angle_deg: float = 0.0,
+               voltage_kv: float = 300.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07,
+               b_factor: float = 0.0) -> np.ndarray:
+    """CTF at spatial frequencies ``(kx, ky)`` in 1/Å (any broadcastable shapes).
+
+    Parameters
+    ----------
+    kx, ky : array_like
+        Frequencies along x (columns) and y (rows) in 1/Å.
+    defocus_u_um, defocus_v_um : float
+        Defocus along the major and minor axes in µm, positive = underfocus; ``defocus_v_um`` defaults to
+        ``defocus_u_um`` (no astigmatism).
+    astigmatism_angle_deg : float
+        Angle of the major axis from the x axis, degrees.
+    voltage_kv, cs_mm, amplitude_contrast, b_factor : float
+        Accelerating voltage (kV), spherical aberration (mm), amplitude contrast fraction, and envelope B-factor (Å²).
+
+    Returns
+    -------
+    ndarray
+        CTF values in ``[-1, 1]``.
+    """
+    if defocus_v_um is None:
+        defocus_v_um = defocus_u_um
+    kx = np.asarray(kx, dtype=np.float64)
+    ky = np.asarray(ky, dtype=np.float64)
+    lam = wavelength_a(voltage_kv)
+    cs = cs_mm * 1e7
+    k2 = kx * kx + ky * ky
+    angle = np.arctan2(ky, kx)
+    du, dv = defocus_u_um * 1e4, defocus_v_um * 1e4
+    df = 0.5 * (du + dv) + 0.5 * (du - dv) * np.cos(2 * (angle - np.deg2rad(astigmatism_angle_deg)))
+    chi = np.pi * lam * df * k2 - 0.5 * np.pi * cs * lam**3 * k2 * k2
+    phi = np.arctan2(amplitude_contrast, np.sqrt(1 - amplitude_contrast**2))
+    return -np.sin(chi + phi) * np.exp(-b_factor * k2 / 4.0)
+
+
+def ctf_zeros(n_zeros: int, *, defocus_um: float, voltage_kv: float = 300.0, cs_mm: float = 2.7,
+              amplitude_contrast: float = 0.07) -> np.ndarray:
+    """Spatial frequencies (1/Å) of the first ``n_zeros`` CTF zeros for a non-astigmatic defocus.
+
+    Solves ``pi lambda df k**2 - pi/2 Cs lambda**3 k**4 + phi = n pi`` for ``u = k**2`` (smaller root), n = 1, 2, ...
+    """
+    lam = wavelength_a(voltage_kv)
+    a = 0.5 * np.pi * cs_mm * 1e7 * lam**3
+    b = np.pi * lam * defocus_um * 1e4
+    phi = np.arctan2(amplitude_contrast, np.sqrt(1 - amplitude_contrast**2))
+    n = np.arange(1, n_zeros + 1)
+    if a == 0:
+        u = (n * np.pi - phi) / b
+    else:
+        u = (b - np.sqrt(b * b - 4 * a * (n * np.pi - phi))) / (2 * a)
+    return np.sqrt(u)
+
+
+def rfft_frequencies(shape: tuple[int, int], pixel_size_a: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(kx, ky)`` grids in 1/Å matching ``scipy.fft.rfft2`` of an image of ``shape = (rows, cols)``."""
+    rows, cols = shape
+    ky = scipy.fft.fftfreq(rows, d=pixel_size_a)[:, None]
+    kx = scipy.fft.rfftfreq(cols, d=pixel_size_a)[None, :]
+    return kx, ky
+
+
+def apply_ctf(images, ctf_rfft: np.ndarray) -> list[np.ndarray]:
+    """Filter real images with a CTF given on the ``rfft2`` grid (one forward and one inverse FFT per image).
+
+    Parameters
+    ----------
+    images : sequence of ndarray, shape (rows, cols)
+    ctf_rfft : ndarray, shape (rows, cols // 2 + 1)
+        From :func:`ctf_values` on :func:`rfft_frequencies`.
+
+    Returns
+    -------
+    list of ndarray
+        Filtered images, float32.
+    """
+    out = []
+    ctf = ctf_rfft.astype(np.float32)
+    for image in images:
+        f = scipy.fft.rfft2(np.asarray(image, dtype=np.float32), workers=1)
+        f *= ctf
+        out.append(scipy.fft.irfft2(f, s=image.shape, workers=1).astype(np.float32, copy=False))
+    return out
