@@ -1,0 +1,168 @@
+"""cryoSPARC ``.cs`` particle files: a numpy structured array saved with ``np.save``.
+
+Fields used: ``location/micrograph_path`` (bytes), ``location/micrograph_shape`` (rows, cols),
+``location/center_x_frac`` and ``location/center_y_frac`` (centre = fraction * cols or rows) and, when
+present, ``pick_stats/ncc_score`` as the score. Files are loaded with ``allow_pickle=False``: a file that
+needs unpickling is rejected, never executed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cryopick.errors import InputError
+from cryopick.io.coords import Picks, any_scores, file_stem, output_dir, read_path
+from cryopick.io.micrographs import micrograph_name
+from cryopick.io.names import strip_uid_prefix
+from cryopick.particles import Particles
+
+PATH, SHAPE = "location/micrograph_path", "location/micrograph_shape"
+X_FRAC, Y_FRAC = "location/center_x_frac", "location/center_y_frac"
+SCORE = "pick_stats/ncc_score"
+SINGLE_FILE = "particles.cs"
+# Newer cryoSPARC versions may write a compressed dataset format instead of .npy.
+_CSDAT_MAGIC = b"\x94CSDAT"
+
+
+def read_cs(path: str | Path) -> Picks:
+    """Read a cryoSPARC ``.cs`` file (or merge a directory of them).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.cs`` file or a directory of them.
+
+    Returns
+    -------
+    dict of str to Particles
+        Micrograph name (base name of ``location/micrograph_path`` without the extension and without
+        cryoSPARC's numeric UID prefix) -> particles.
+
+    Raises
+    ------
+    InputError
+        Not a numpy structured array, needs unpickling, or lacks a required field.
+    """
+    return read_path(path, (".cs",), _read_one)
+
+
+def _read_one(path: Path) -> Picks:
+    with open(path, "rb") as f:
+        magic = f.read(len(_CSDAT_MAGIC))
+    if magic == _CSDAT_MAGIC:
+        raise InputError(
+            f"{path}: uses cryoSPARC's compressed dataset format; export the particles as .star or "
+            "save them with cryosparc-tools Dataset.save(..., format=1)"
+        )
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(f"{path}: holds pickled Python objects, which cryopick never loads") from None
+        raise InputError(f"{path}: is not a cryoSPARC .cs (numpy) file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: is not a cryoSPARC .cs (numpy) file ({exc})") from None
+    if not isinstance(data, np.ndarray) or data.dtype.names is None:
+        raise InputError(f"{path}: is a numpy file but not a structured cryoSPARC particle array")
+    names = data.dtype.names
+    missing = [f for f in (PATH, SHAPE, X_FRAC, Y_FRAC) if f not in names]
+    if missing:
+        raise InputError(f"{path}: lacks field(s) {', '.join(missing)}; fields found: {', '.join(names)}")
+    data = data.reshape(-1)
+    shapes = np.asarray(data[SHAPE], dtype=np.float64).reshape(len(data), -1)
+    if shapes.shape[1] != 2:
+        raise InputError(f"{path}: field {SHAPE} has {shapes.shape[1]} values per particle, expected 2")
+    x = np.asarray(data[X_FRAC], dtype=np.float64) * shapes[:, 1]
+    y = np.asarray(data[Y_FRAC], dtype=np.float64) * shapes[:, 0]
+    score = np.asarray(data[SCORE], dtype=np.float64) if SCORE in names else np.full(len(data), np.nan)
+    mic_paths = np.array([_decode(p) for p in data[PATH]], dtype=object)
+    out: Picks = {}
+    for mic in dict.fromkeys(mic_paths):
+        keep = mic_paths == mic
+        name = strip_uid_prefix(micrograph_name(mic))
+        part = Particles(x[keep], y[keep], score[keep])
+        out[name] = Particles.concat([out[name], part]) if name in out else part
+    return out
+
+
+def _decode(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _table(picks: Picks, shapes: dict[str, tuple[int, int]], scores: bool) -> np.ndarray:
+    missing = [name for name in picks if name not in shapes]
+    if missing:
+        raise InputError(f"the cs format needs every micrograph's shape; missing for {', '.join(missing[:5])}")
+    paths = [f"{file_stem(name)}.mrc".encode() for name in picks]
+    width = max((len(p) for p in paths), default=1)
+    fields = [
+        ("uid", "<u8"),
+        ("location/micrograph_uid", "<u8"),
+        (PATH, f"S{width}"),
+        (SHAPE, "<u4", (2,)),
+        (X_FRAC, "<f4"),
+        (Y_FRAC, "<f4"),
+    ]
+    if scores:
+        fields.append((SCORE, "<f4"))
+    table = np.zeros(sum(len(p) for p in picks.values()), dtype=fields)
+    start = 0
+    for mic_index, ((name, particles), mic_path) in enumerate(zip(picks.items(), paths)):
+        rows, cols = shapes[name]
+        stop = start + len(particles)
+        block = table[start:stop]
+        block["uid"] = np.arange(start, stop)
+        block["location/micrograph_uid"] = mic_index
+        block[PATH] = mic_path
+        block[SHAPE] = (rows, cols)
+        block[X_FRAC] = particles.x / cols
+        block[Y_FRAC] = particles.y / rows
+        if scores:
+            block[SCORE] = particles.score
+        start = stop
+    return table
+
+
+def write_cs(
+    picks: Picks,
+    out: str | Path,
+    *,
+    per_micrograph: bool = False,
+    box_size: int | None = None,
+    shapes: dict[str, tuple[int, int]] | None = None,
+    **_,
+) -> list[Path]:
+    """Write picks as cryoSPARC ``.cs`` files.
+
+    Parameters
+    ----------
+    picks : dict of str to Particles
+        Micrograph ID -> particles (original pixels).
+    out : str or Path
+        Output directory, created if needed.
+    per_micrograph : bool
+        Write ``<micrograph>.cs`` per micrograph instead of one ``particles.cs``.
+    box_size
+        Not used by this format.
+    shapes : dict of str to (int, int)
+        Micrograph ID -> ``(rows, cols)``; required, since cryoSPARC stores fractions of the size.
+
+    Returns
+    -------
+    list of Path
+        The files written. Micrograph paths inside are ``<micrograph>.mrc``.
+    """
+    if shapes is None:
+        raise InputError("the cs format needs the micrograph shapes (rows, cols): pass shapes")
+    out = output_dir(out)
+    scores = any_scores(picks)
+    groups = {f"{file_stem(n)}.cs": {n: p} for n, p in picks.items()} if per_micrograph else {SINGLE_FILE: picks}
+    written = []
+    for file_name, group in groups.items():
+        target = out / file_name
+        with open(target, "wb") as f:  # np.save(path) would append ".npy"
+            np.save(f, _table(group, shapes, scores), allow_pickle=False)
+        written.append(target)
+    return written
