@@ -196,3 +196,10 @@ def test_corrupt_png(tmp_path):
     path.write_bytes(b"\x89PNG garbage")
     with pytest.raises(InputError, match=r"bad\.png"):
         read_micrograph(path)
+
+
+def test_tiff_colour_rejected(tmp_path):
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, np.zeros((ROWS, COLS, 3), np.uint8), photometric="rgb")
+    with pytest.raises(InputError, match=r"rgb\.tif.*colour"):
+        read_micrograph_info(path)

@@ -250,9 +250,11 @@ def _tiff_info(path: Path) -> MicrographInfo:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            shape, dtype = tuple(series.shape), str(series.dtype)
+            shape, dtype, axes = tuple(series.shape), str(series.dtype), series.axes
     except Exception as exc:
         raise InputError(f"{path}: is not a readable TIFF file ({exc})") from None
+    if axes.endswith("S") and len(shape) == 3:
+        raise InputError(f"{path}: is a colour TIFF with {shape[-1]} channels; export a greyscale image")
     rows, cols = _check_2d(path, shape, "stack")
     return MicrographInfo(path, micrograph_name(path), (rows, cols), None, dtype)
 
