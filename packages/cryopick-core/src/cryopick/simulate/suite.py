@@ -20,7 +20,7 @@ DEMO_CONFIG = SimulationConfig(
     species="globular",
     pixel_size_a=4.0,
     diameter_px=32.0,
-    snr=0.05,
+    snr=0.02,
     seed=2024,
 )
 """Configuration of the demo used by ``cryopick run`` when no data are given."""
