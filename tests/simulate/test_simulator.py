@@ -45,7 +45,7 @@ def test_particles_are_dark():
         assert mic.image[layers.disk_mask].mean() < mic.image[~layers.disk_mask].mean()
         # With nuisances the background varies, but the particle signal itself stays negative.
         _, layers = simulate_layers(SMALL.evolve(snr=0.05), i)
-        assert layers.signal[layers.disk_mask].mean() < layers.signal[~layers.disk_mask].mean() < 0.01
+        assert layers.signal[layers.disk_mask].mean() < layers.signal[~layers.disk_mask].mean()
 
 
 def test_snr_definition():
