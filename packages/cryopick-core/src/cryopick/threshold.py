@@ -45,12 +45,23 @@ class TopK:
 
 @attrs.define
 class Otsu:
-    """Otsu's method: the cut that maximises the between-class variance of a ``bins``-bin histogram."""
+    """Otsu's method: the cut that maximises the between-class variance of a ``bins``-bin histogram.
+
+    Scores are first clipped to ``median +- clip * sigma`` (sigma from the median absolute deviation):
+    a few extreme scores (gold beads, ice contaminants) would otherwise stretch the histogram so that
+    all ordinary scores fall into one bin. ``clip=0`` turns this off.
+    """
 
     bins: int = 256
+    clip: float = 6.0
 
     def cutoff(self, scores) -> float:
         s = _finite(scores)
+        if self.clip > 0 and s.size > 10:
+            med = np.median(s)
+            sigma = 1.4826 * np.median(np.abs(s - med))
+            if sigma > 0:
+                s = np.clip(s, med - self.clip * sigma, med + self.clip * sigma)
         if s.size < 2 or s.min() == s.max():
             return float(s.min()) if s.size else np.inf
         hist, edges = np.histogram(s, bins=self.bins)

@@ -1,0 +1,1 @@
+"""The ``cryopick`` command: one module per subcommand."""

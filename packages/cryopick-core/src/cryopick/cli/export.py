@@ -1,0 +1,44 @@
+"""``cryopick export``: write a run's picks in a coordinate format.
+
+Examples::
+
+    cryopick export -P project.h5 --format star --out picks/                  # one particles.star
+    cryopick export -P project.h5 --format star --per-micrograph --out picks/ # <mic>_autopick.star
+    cryopick export -P project.h5 --run topaz-1a2b3c4d --format box --out boxes/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cryopick.cli.options import project_option
+
+
+@click.command("export")
+@project_option()
+@click.option("--run", "run_id", help="Run id (default: the latest run).")
+@click.option("--format", "-f", "fmt", default="star", show_default=True, help="star, box, txt, csv, cs.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True)
+@click.option("--per-micrograph", is_flag=True)
+@click.option("--candidates", is_flag=True, help="Export all scored candidates instead of the thresholded picks.")
+@click.pass_context
+def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
+    """Export picks from PROJECT."""
+    from cryopick.cli.main import get_host
+    from cryopick.errors import InputError
+    from cryopick.pipeline import open_project
+
+    host = get_host(ctx)
+    writer = host.exporters.load(fmt)
+    proj = open_project(project, "r")
+    run_id = run_id or proj.latest_run()
+    if run_id is None or run_id not in proj.runs():
+        raise InputError(f"{project}: no run {run_id!r}; runs: {', '.join(proj.runs()) or 'none'}")
+    picks = proj.candidates(run_id) if candidates else proj.picks(run_id)
+    info = proj.run_info(run_id)
+    shapes = {n: tuple(m.shape) for n, m in proj.micrographs().items()}
+    files = writer(picks, out, per_micrograph=per_micrograph, box_size=int(round(info.get("diameter_px", 0) or 0)),
+                   shapes=shapes)
+    click.echo(f"run {run_id}: wrote {sum(len(p) for p in picks.values())} particles to {len(files)} file(s) in {out}")

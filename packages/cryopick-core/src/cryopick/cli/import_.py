@@ -1,0 +1,56 @@
+"""``cryopick import``: add micrographs and coordinate files (labels, truth) to a project.
+
+Examples::
+
+    cryopick import -P project.h5 --micrographs 'data/*.mrc' --pixel-size 1.06
+    cryopick import -P project.h5 --labels train.star            # label set 'train'
+    cryopick import -P project.h5 --labels truth.star --label-set truth
+"""
+
+from __future__ import annotations
+
+import click
+
+from cryopick.cli.options import emit, project_option
+
+
+@click.command("import")
+@project_option()
+@click.option("--micrographs", "-m", help="Glob of micrographs.")
+@click.option("--pixel-size", type=float, help="Pixel size in Å, overriding the headers.")
+@click.option("--labels", "-l", help="Coordinate file or folder (STAR, .box, .txt, .csv, .cs).")
+@click.option("--label-set", default="train", show_default=True, help="Name to store the labels under.")
+@click.option("--diameter", help="Particle diameter (pixels or Å, e.g. 150A), stored as the project default.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def import_cmd(ctx, project, micrographs, pixel_size, labels, label_set, diameter, as_json):
+    """Import micrographs and/or coordinates into PROJECT."""
+    from cryopick.cli.main import get_host
+    from cryopick.config import parse_diameter
+    from cryopick.errors import ConfigError
+    from cryopick.pipeline import expand_micrographs, import_labels, import_micrographs, open_project
+
+    if not micrographs and not labels and not diameter:
+        raise ConfigError("nothing to import: give --micrographs, --labels and/or --diameter")
+    proj = open_project(project)
+    try:
+        result = {}
+        if micrographs:
+            names = import_micrographs(proj, expand_micrographs(micrographs), pixel_size)
+            result["micrographs"] = len(names)
+        if labels:
+            picks = import_labels(proj, labels, label_set, get_host(ctx))
+            result["labels"] = {"set": label_set, "micrographs": len(picks),
+                                "particles": int(sum(len(p) for p in picks.values()))}
+        if diameter:
+            pixel = next((m.pixel_size_a for m in proj.micrographs().values() if m.pixel_size_a), None)
+            proj.put_settings(diameter_px=parse_diameter(diameter, pixel))
+    finally:
+        proj.store.close()
+    text = []
+    if "micrographs" in result:
+        text.append(f"{result['micrographs']} micrograph(s) in {project}")
+    if "labels" in result:
+        lab = result["labels"]
+        text.append(f"label set {lab['set']!r}: {lab['particles']} particle(s) on {lab['micrographs']} micrograph(s)")
+    emit(result, as_json, "\n".join(text) or f"updated {project}")

@@ -1,0 +1,53 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cryopick.config import parse_settings
+from cryopick.errors import CryopickError
+
+
+def picker_options(f):
+    f = click.option("--seed", type=int, default=0, show_default=True, help="Random seed (runs are deterministic).")(f)
+    f = click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                     help="Picker setting, repeatable (e.g. --set preset=cpu --set epochs=5). "
+                          "'cryopick plugins --verbose' lists pickers; unknown keys list the valid ones.")(f)
+    f = click.option("--device", default="auto", show_default=True,
+                     help="auto (CUDA when present), cpu, cuda or cuda:N.")(f)
+    f = click.option("--diameter", help="Particle diameter: pixels (40) or Ångström (150A). "
+                                        "Defaults to the value stored in the project.")(f)
+    f = click.option("--picker", "-p", default="dog", show_default=True, help="Picker name (see cryopick plugins).")(f)
+    return f
+
+
+def project_option(required: bool = True, default: str | None = None):
+    return click.option("--project", "-P", type=click.Path(path_type=Path), required=required and default is None,
+                        default=default, help="Project store (HDF5 file).")
+
+
+def threshold_options(f):
+    f = click.option("--threshold-scope", type=click.Choice(["micrograph", "dataset"]),
+                     help="Threshold each micrograph on its own or all together (default depends on the "
+                          "thresholder: density and topk per micrograph).")(f)
+    f = click.option("--threshold", help="NAME[:VALUE]: fixed:0.5, topk:100, otsu, density[:K]. "
+                                         "Default: the picker's own.")(f)
+    return f
+
+
+def settings_dict(pairs) -> dict[str, str]:
+    return parse_settings(pairs)
+
+
+def emit(data, as_json: bool, text: str) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(text)
+
+
+__all__ = ["picker_options", "project_option", "threshold_options", "settings_dict", "emit", "CryopickError"]

@@ -1,0 +1,1 @@
+"""cryopick-hydra: HydraPicker (papers/hydrapicker-thesis.md). The plugin registers no components yet."""
