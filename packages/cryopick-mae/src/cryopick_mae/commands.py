@@ -1,0 +1,110 @@
+"""``cryopick mae``: commands of the CryoMAE plugin.
+
+Examples::
+
+    # self-supervised pre-training on many micrographs (10 random regions each, 100 epochs: §4.1.5)
+    cryopick mae pretrain --micrographs 'data/*.mrc' --diameter 40 --out mae-weights.h5 --preset cpu
+    # then use the weights for few-shot picking
+    cryopick run --picker mae --micrographs 'query/*.mrc' --labels exemplars.star --diameter 40 \\
+        --set checkpoint=mae-weights.h5
+
+torch is imported inside the command, so ``cryopick --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import click
+
+
+def _read(path: str):
+    """``(image float32, pixel size or None)``: core's reader, or mrcfile if that is unavailable."""
+    try:
+        from cryopick.io.micrographs import read_micrograph
+    except ImportError:  # pragma: no cover - older core
+        import mrcfile
+        import numpy as np
+
+        with mrcfile.open(path, permissive=True) as mrc:
+            size = float(mrc.voxel_size.x) or None
+            return np.asarray(mrc.data, dtype=np.float32), size
+    image, info = read_micrograph(path)
+    return image, info.pixel_size_a
+
+
+@click.group("mae")
+def mae_group():
+    """CryoMAE plugin commands (pre-training)."""
+
+
+@mae_group.command("pretrain")
+@click.option("--micrographs", "-m", required=True, help="Glob of unlabelled micrographs ('data/*.mrc').")
+@click.option("--diameter", required=True, help="Particle diameter: pixels (40) or Ångström (150A).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Weights file to write (.h5).")
+@click.option("--preset", default=None, help="paper or cpu (default: cpu without CUDA, paper with).")
+@click.option("--epochs", type=int, default=100, show_default=True, help="Passes over the regions.")
+@click.option("--regions-per-micrograph", type=int, default=10, show_default=True,
+              help="Random regions cut from each micrograph.")
+@click.option("--batch", type=int, default=None, help="Regions per step (default: the preset's pretrain_batch).")
+@click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's pretrain_lr).")
+@click.option("--pixel-size", type=float, default=None, help="Pixel size in Å, overriding the headers.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Other mae settings (architecture, crop_factor, mask_ratio ...).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def pretrain_command(micrographs, diameter, out, preset, epochs, regions_per_micrograph, batch, lr, pixel_size,
+                     settings, device, seed):
+    """Pre-train the MAE on random regions of unlabelled micrographs and write its weights (HDF5), for
+    ``cryopick run --picker mae --set checkpoint=OUT``."""
+    import numpy as np
+
+    from cryopick.config import build_config, config_to_dict, parse_diameter, parse_settings
+    from cryopick.errors import InputError
+    from cryopick.picker import ModelState
+    from cryopick.preprocess import Downsample, Normalize, apply_chain
+    from cryopick.progress import echo
+    from cryopick.torchutil import resolve_device, seed_everything
+    from cryopick.weights import save_weights
+    from cryopick_mae.model import build_vit_mae, count_parameters
+    from cryopick_mae.picker import MAEConfig, MAEPicker
+    from cryopick_mae.train import model_arrays, pretrain, region_epochs, sample_regions
+    from cryopick_mae.windows import window_size
+
+    paths = sorted(glob.glob(micrographs))
+    if not paths:
+        raise InputError(f"--micrographs {micrographs!r} matches no files")
+    device = resolve_device(device)
+    values = parse_settings(settings)
+    values["preset"] = preset or MAEPicker.default_preset(device)
+    cfg = build_config(MAEConfig, values, MAEPicker.presets, owner="mae")
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+
+    regions, diameter_pp, window = [], None, None
+    for path in paths:
+        image, size = _read(path)
+        d = parse_diameter(diameter, pixel_size or size)
+        factor = max(1.0, cfg.crop_factor * d / cfg.image_size)
+        pre = apply_chain(image, [Downsample(factor=factor), Normalize(robust=True)])
+        diameter_pp = d / pre.factor[0]
+        window = window_size(diameter_pp, cfg.crop_factor, cfg.image_size)
+        regions.append(sample_regions([pre.image], regions_per_micrograph, window, rng))
+    regions = np.concatenate(regions)
+
+    model = build_vit_mae(**{k: getattr(cfg, k) for k in ("image_size", "patch_size", "embed_dim", "depth",
+                                                           "num_heads", "decoder_dim", "decoder_depth",
+                                                           "decoder_heads", "mlp_ratio", "norm_pix_loss")})
+    batch = batch or cfg.pretrain_batch
+    steps = epochs * -(-len(regions) // min(batch, len(regions)))
+    echo(f"mae pretrain: {len(paths)} micrographs, {len(regions)} regions of {window} px, "
+         f"{count_parameters(model) / 1e6:.2f} M parameters, {steps} steps on {device}")
+    losses = pretrain(model, region_epochs(regions, batch, rng), steps=steps, lr=lr or cfg.pretrain_lr,
+                      mask_ratio=cfg.mask_ratio, device=device, window_norm=cfg.window_norm)
+    config = {"architecture": dict(model.architecture), "kind": "cryopick-mae/pretrain",
+              "picker": config_to_dict(cfg), "diameter_px": diameter_pp, "window_px": window,
+              "micrographs": len(paths), "regions": len(regions), "epochs": epochs, "steps": steps,
+              "final_loss": losses[-1] if losses else None}
+    path = save_weights(out, ModelState(model_arrays(model.cpu()), config))
+    click.echo(f"wrote {path} (final reconstruction loss {config['final_loss']:.4f})")

@@ -1,0 +1,328 @@
+"""The ``mae`` picker: CryoMAE (papers/cryomae.md), few-shot picking with a masked autoencoder.
+
+Stage 1 (``train``): start from a pre-trained MAE (``--set checkpoint=weights.h5`` from
+``cryopick mae pretrain``; without one, a short self-supervised pre-training on the run's own
+micrographs), then fine-tune on one reference micrograph: ``exemplars`` labelled particles, each also
+rotated by 90/180/270 degrees, and twice as many random unlabelled regions, with the total loss
+``MSE + beta * SCS`` (eq. 6; PU-adjusted SCS eq. 4-5 unless ``pu=false``, no SCS with ``scs=false``).
+
+Stage 2 (``score``): slide a window of ``crop_factor x diameter`` over the micrograph at a stride of
+``stride x diameter``, encode every window without masking, score it by its largest (``match=max``) or
+mean (``match=mean``) cosine similarity to the exemplar features, keep the local maxima of the score grid,
+refine them to sub-stride precision and merge duplicates on one particle by greedy NMS within
+``nms_fraction x diameter``. The pipeline applies the density threshold (§3.3) per micrograph.
+
+Stride: the paper slides at 28 px over particles of 149-174 px (mean 163 px, Table 1), i.e. about
+0.17 diameters; ``stride = 0.17`` keeps that ratio at any scale (its 14/42/56 px ablation is
+``stride = 0.086 / 0.26 / 0.34``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar, Literal
+
+import attrs
+import numpy as np
+
+from cryopick.config import config_to_dict
+from cryopick.errors import ConfigError
+from cryopick.particles import Particles
+from cryopick.picker import ModelState, Picker, TrainingData
+
+#: CryoMAE's sliding stride as a fraction of the particle diameter (28 px / ~163 px, see module docstring).
+PAPER_STRIDE_FRACTION = 0.17
+
+
+@attrs.define
+class MAEConfig:
+    """Settings of the ``mae`` picker; defaults are the paper's (§4.1.5)."""
+
+    # Network (vit-mae): 224 px input, 16 px patches, ViT-B encoder, 8-block decoder.
+    image_size: int = 224
+    patch_size: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    decoder_dim: int = 512
+    decoder_depth: int = 8
+    decoder_heads: int = 16
+    mlp_ratio: float = 4.0
+    #: Fraction of patches masked in training.
+    mask_ratio: float = 0.75
+    #: Reconstruct per-patch normalised pixels (He et al.'s variant); off = raw pixels.
+    norm_pix_loss: bool = False
+    #: Region (window and exemplar crop) side as a multiple of the particle diameter.
+    crop_factor: float = 1.5
+    #: Normalise each window to zero mean and unit variance before encoding.
+    window_norm: bool = True
+
+    # Pre-training (§3.2.1).
+    #: HDF5 weights from ``cryopick mae pretrain``; without one, pre-train on the run's micrographs.
+    checkpoint: str | None = None
+    pretrain_steps: int = 1000
+    pretrain_batch: int = 64
+    pretrain_lr: float = 1e-5
+
+    # Fine-tuning on the reference micrograph (§3.2, §4.1.5).
+    #: Number of labelled exemplars taken from the reference micrograph.
+    exemplars: int = 15
+    #: Add the 90/180/270 degree rotations of each exemplar.
+    rotations: bool = True
+    #: Unlabelled regions per positive region in each step (2:1 in the paper).
+    unlabelled_ratio: float = 2.0
+    #: Fraction of encoder blocks frozen (the first half: six of twelve in the paper).
+    freeze_fraction: float = 0.5
+    finetune_steps: int = 5000
+    finetune_lr: float = 1e-5
+    #: Use the self-cross similarity loss (``scs=false``: the paper's "w/o SCS" ablation).
+    scs: bool = True
+    #: PU-adjusted SCS, eq. 4-5 (``pu=false``: unadjusted eq. 1-3).
+    pu: bool = True
+    alpha: float = 0.7
+    tau: float = 0.02
+    beta: float = 5.0
+    pi_hat: float = 0.018
+    #: Name of the reference micrograph (default: the first with labels).
+    reference: str | None = None
+
+    # Picking (§3.3).
+    #: Sliding stride as a fraction of the particle diameter.
+    stride: float = PAPER_STRIDE_FRACTION
+    #: Score = largest (``max``) or mean (``mean``) cosine similarity to the exemplars.
+    match: Literal["max", "mean"] = "max"
+    #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
+    nms_fraction: float = 0.6
+    #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
+    edge_fraction: float = 0.25
+    #: Windows encoded per batch.
+    batch_size: int = 256
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # A small ViT that trains and picks on two CPU cores in about a minute: 32 px input in 4 px patches
+    # (64 tokens, the particle about 21 px across), width 64, four encoder blocks.
+    "cpu": dict(image_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4, decoder_dim=64,
+                decoder_depth=2, decoder_heads=4, pretrain_steps=300, pretrain_batch=64, pretrain_lr=1e-3,
+                finetune_steps=150, finetune_lr=3e-4, stride=0.25, batch_size=512),
+}
+
+
+class MAEPicker(Picker):
+    """CryoMAE few-shot picker."""
+
+    Config = MAEConfig
+    presets: ClassVar[dict[str, dict]] = PRESETS
+    default_threshold: ClassVar[str] = "density"
+    trainable: ClassVar[bool] = True
+    demo_labels: ClassVar[int | None] = 15
+
+    def __init__(self, config, context=None) -> None:
+        super().__init__(config, context)
+        self._model = None
+        self._exemplar_features = None
+        self._checkpoint_state: ModelState | None = None
+        self.history: dict = {}
+
+    @classmethod
+    def default_preset(cls, device: str) -> str | None:
+        return "paper" if str(device).startswith("cuda") else "cpu"
+
+    # -- architecture and checkpoint -----------------------------------------------------------------
+    def _checkpoint(self) -> ModelState | None:
+        if self.config.checkpoint and self._checkpoint_state is None:
+            from cryopick.weights import load_weights
+
+            state = load_weights(self.config.checkpoint)
+            if "architecture" not in state.config:
+                raise ConfigError(f"checkpoint={self.config.checkpoint}: not a cryopick-mae weights file "
+                                  "(write one with 'cryopick mae pretrain')")
+            self._checkpoint_state = state
+        return self._checkpoint_state
+
+    def architecture(self) -> dict:
+        """The network's architecture: the checkpoint's when one is given, else the config's."""
+        from cryopick_mae.model import ARCHITECTURE_KEYS
+
+        state = self._checkpoint()
+        if state is not None:
+            return dict(state.config["architecture"])
+        return {k: getattr(self.config, k) for k in ARCHITECTURE_KEYS}
+
+    def window_px(self, diameter_px: float) -> int:
+        from cryopick_mae.windows import window_size
+
+        return window_size(diameter_px, self.config.crop_factor, int(self.architecture()["image_size"]))
+
+    # -- pipeline calls ------------------------------------------------------------------------------
+    def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
+        # Downsample so that a window (crop_factor x diameter) is about the model input: windows then
+        # need no resizing, and the fewest pixels are encoded.
+        size = int(self.architecture()["image_size"])
+        factor = max(1.0, self.config.crop_factor * diameter_px / size)
+        return [("downsample", {"factor": round(factor, 4)}), ("normalize", {"robust": True})]
+
+    def _reference(self, data: TrainingData):
+        labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
+        if self.config.reference:
+            named = [it for it in data.items if it.name == self.config.reference]
+            if not named:
+                raise ConfigError(f"reference={self.config.reference}: no such training micrograph; have "
+                                  f"{', '.join(it.name for it in data.items)}")
+            if named[0].labels is None or not len(named[0].labels):
+                raise ConfigError(f"reference={self.config.reference}: that micrograph has no labels")
+            return named[0]
+        if not labelled:
+            raise ConfigError("the mae picker needs at least one micrograph with labelled exemplars (--labels)")
+        return labelled[0]
+
+    def train(self, data: TrainingData) -> ModelState:
+        import torch
+
+        from cryopick.torchutil import seed_everything
+        from cryopick_mae.losses import scs_loss, scs_pu_loss
+        from cryopick_mae.model import build_vit_mae
+        from cryopick_mae.train import encode, finetune, fresh_regions, model_from_state, pretrain
+        from cryopick_mae.windows import crop_centred, to_input, with_rotations
+
+        cfg = self.config
+        device = self.context.device
+        seed_everything(self.context.seed)
+        rng = np.random.default_rng(self.context.seed)
+        diameter = float(data.diameter_px)
+        window = self.window_px(diameter)
+        timings = {}
+
+        start = time.perf_counter()
+        state = self._checkpoint()
+        if state is not None:
+            model = model_from_state(state)
+        else:
+            model = build_vit_mae(**self.architecture())
+            images = [it.image for it in data.items] + [it.image for it in data.unlabelled]
+            if cfg.pretrain_steps > 0:
+                sampler = fresh_regions(images, cfg.pretrain_batch, window, rng)
+                losses = pretrain(model, sampler, steps=cfg.pretrain_steps, lr=cfg.pretrain_lr,
+                                  mask_ratio=cfg.mask_ratio, device=device, window_norm=cfg.window_norm,
+                                  desc="mae pre-training")
+                self.history["pretrain_loss"] = losses
+        timings["pretrain_s"] = time.perf_counter() - start
+
+        reference = self._reference(data)
+        labels = reference.labels
+        if len(labels) > cfg.exemplars:
+            chosen = np.sort(rng.choice(len(labels), size=cfg.exemplars, replace=False))
+            labels = labels.subset(chosen)
+        crops = crop_centred(reference.image, labels.xy, window)
+        if cfg.rotations:
+            crops = with_rotations(crops)
+        positives = to_input(crops, model.image_size, cfg.window_norm, device)
+
+        if cfg.scs:
+            loss_fn = scs_pu_loss(cfg.alpha, cfg.tau, cfg.pi_hat) if cfg.pu else scs_loss(cfg.alpha, cfg.tau)
+        else:
+            loss_fn = None
+        start = time.perf_counter()
+        depth = len(model.blocks)
+        history = finetune(model, positives, reference.image, window_px=window, steps=cfg.finetune_steps,
+                           lr=cfg.finetune_lr, mask_ratio=cfg.mask_ratio, unlabelled_ratio=cfg.unlabelled_ratio,
+                           freeze_blocks=int(round(cfg.freeze_fraction * depth)), scs_loss=loss_fn, beta=cfg.beta,
+                           rng=rng, device=device, window_norm=cfg.window_norm)
+        timings["finetune_s"] = time.perf_counter() - start
+        self.history["finetune"] = history
+
+        features = encode(model, positives, cfg.batch_size).cpu().numpy()
+        self._model = model
+        self._exemplar_features = torch.from_numpy(features)
+        return self._state(model, features, diameter, window, reference.name, timings)
+
+    def _state(self, model, features: np.ndarray, diameter: float, window: int, reference: str,
+               timings: dict) -> ModelState:
+        from cryopick_mae.train import model_arrays
+
+        arrays = model_arrays(model)
+        arrays["exemplar_features"] = np.asarray(features, dtype=np.float32)
+        config = {"architecture": dict(model.architecture), "picker": config_to_dict(self.config),
+                  "diameter_px": diameter, "window_px": window, "reference": reference,
+                  "timings": {k: round(v, 3) for k, v in timings.items()}}
+        return ModelState(arrays, config)
+
+    def load(self, state: ModelState) -> None:
+        import torch
+
+        from cryopick_mae.train import model_from_state
+
+        if "exemplar_features" not in state.arrays:
+            raise ConfigError("this mae model has no exemplar features; it is a pre-training checkpoint, "
+                              "pass it as --set checkpoint=PATH and train")
+        self._model = model_from_state(state).to(self.context.device).eval()
+        self._exemplar_features = torch.from_numpy(np.asarray(state.arrays["exemplar_features"], dtype=np.float32))
+
+    def score_grid(self, image: np.ndarray, diameter_px: float):
+        """Similarity of every window: ``(scores (ny, nx), x0, y0, step, window)`` where window
+        ``(i, j)`` is centred at ``(x0 + j * step, y0 + i * step)`` in ``image`` pixels."""
+        import torch
+        import torch.nn.functional as F
+
+        from cryopick.progress import progress
+        from cryopick_mae.windows import to_input
+
+        if self._model is None:
+            raise RuntimeError("mae picker: call train() or load() before score()")
+        cfg = self.config
+        device = self.context.device
+        model = self._model.to(device).eval()
+        window = self.window_px(diameter_px)
+        step = max(1, int(round(cfg.stride * diameter_px)))
+        # Zero padding (the mean of a normalised micrograph) lets centres come within
+        # edge_fraction * diameter of the edge.
+        pad = max(0, int(round(window / 2 - cfg.edge_fraction * diameter_px)))
+        img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+        img = F.pad(img, (pad, pad, pad, pad))
+        if img.shape[0] < window or img.shape[1] < window:
+            img = F.pad(img, (0, max(0, window - img.shape[1]), 0, max(0, window - img.shape[0])))
+        views = img.unfold(0, window, step).unfold(1, window, step)  # (ny, nx, window, window), no copy
+        ny, nx = views.shape[:2]
+        exemplars = F.normalize(self._exemplar_features.to(device), dim=1)
+        rows_per_batch = max(1, cfg.batch_size // nx)
+        scores = torch.empty(ny, nx)
+        with torch.inference_mode():
+            for r0 in progress(range(0, ny, rows_per_batch), desc="mae scoring", total=-(-ny // rows_per_batch)):
+                batch = views[r0: r0 + rows_per_batch].reshape(-1, window, window)
+                x = to_input(batch, model.image_size, cfg.window_norm, device)
+                feats = F.normalize(model.features(x), dim=1)
+                sim = feats @ exemplars.T
+                s = sim.max(dim=1).values if cfg.match == "max" else sim.mean(dim=1)
+                scores[r0: r0 + rows_per_batch] = s.reshape(-1, nx).float().cpu()
+        origin = (window - 1) / 2 - pad
+        return scores.numpy(), origin, origin, step, window
+
+    def score(self, image: np.ndarray, diameter_px: float) -> Particles:
+        from scipy import ndimage
+
+        from cryopick.nms import greedy_nms
+
+        grid, x0, y0, step, _ = self.score_grid(image, diameter_px)
+        ny, nx = grid.shape
+        # Local maxima of the score grid (3 x 3), refined by a parabola through each peak and its
+        # neighbours along x and y: sub-stride centres at no extra encoding cost.
+        peaks = grid >= ndimage.maximum_filter(grid, size=3, mode="nearest")
+        iy, ix = np.nonzero(peaks)
+        padded = np.pad(grid, 1, mode="edge")
+        c = padded[iy + 1, ix + 1]
+        dx = _parabola_offset(padded[iy + 1, ix], c, padded[iy + 1, ix + 2])
+        dy = _parabola_offset(padded[iy, ix + 1], c, padded[iy + 2, ix + 1])
+        x = x0 + (ix + dx) * step
+        y = y0 + (iy + dy) * step
+        h, w = image.shape
+        candidates = Particles(np.clip(x, 0, w - 1), np.clip(y, 0, h - 1), c)
+        return greedy_nms(candidates, self.config.nms_fraction * diameter_px)
+
+
+def _parabola_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Vertex of the parabola through (-1, left), (0, centre), (1, right), within [-0.5, 0.5]."""
+    curvature = left - 2 * centre + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
+    return np.clip(np.nan_to_num(offset), -0.5, 0.5)
