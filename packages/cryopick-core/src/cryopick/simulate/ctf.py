@@ -50,16 +50,22 @@ def ctf_values(kx, ky, *, defocus_u_um: float, defocus_v_um: float | None = None
     """
     if defocus_v_um is None:
         defocus_v_um = defocus_u_um
-    kx = np.asarray(kx, dtype=np.float64)
-    ky = np.asarray(ky, dtype=np.float64)
+    # float32 frequencies (as from rfft_frequencies) keep the computation in float32, which is ample for the phase.
+    dtype = np.result_type(np.asarray(kx).dtype, np.asarray(ky).dtype, np.float32)
+    kx = np.asarray(kx, dtype=dtype)
+    ky = np.asarray(ky, dtype=dtype)
     lam = wavelength_a(voltage_kv)
     cs = cs_mm * 1e7
     k2 = kx * kx + ky * ky
-    angle = np.arctan2(ky, kx)
     du, dv = defocus_u_um * 1e4, defocus_v_um * 1e4
-    df = 0.5 * (du + dv) + 0.5 * (du - dv) * np.cos(2 * (angle - np.deg2rad(astigmatism_angle_deg)))
+    a0 = 2 * float(np.deg2rad(astigmatism_angle_deg))
+    ca0, sa0 = float(np.cos(a0)), float(np.sin(a0))
+    # cos(2 (angle - a0/2)) without arctan2: cos 2t = (kx^2 - ky^2) / k^2, sin 2t = 2 kx ky / k^2.
+    safe = np.where(k2 > 0, k2, 1.0)
+    cos2 = ((kx * kx - ky * ky) * ca0 + 2 * kx * ky * sa0) / safe
+    df = 0.5 * (du + dv) + 0.5 * (du - dv) * cos2
     chi = np.pi * lam * df * k2 - 0.5 * np.pi * cs * lam**3 * k2 * k2
-    phi = np.arctan2(amplitude_contrast, np.sqrt(1 - amplitude_contrast**2))
+    phi = float(np.arctan2(amplitude_contrast, np.sqrt(1 - amplitude_contrast**2)))
     return -np.sin(chi + phi) * np.exp(-b_factor * k2 / 4.0)
 
 
@@ -82,10 +88,10 @@ def ctf_zeros(n_zeros: int, *, defocus_um: float, voltage_kv: float = 300.0, cs_
 
 
 def rfft_frequencies(shape: tuple[int, int], pixel_size_a: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(kx, ky)`` grids in 1/Å matching ``scipy.fft.rfft2`` of an image of ``shape = (rows, cols)``."""
+    """``(kx, ky)`` float32 grids in 1/Å matching ``scipy.fft.rfft2`` of an image of ``shape = (rows, cols)``."""
     rows, cols = shape
-    ky = scipy.fft.fftfreq(rows, d=pixel_size_a)[:, None]
-    kx = scipy.fft.rfftfreq(cols, d=pixel_size_a)[None, :]
+    ky = scipy.fft.fftfreq(rows, d=pixel_size_a)[:, None].astype(np.float32)
+    kx = scipy.fft.rfftfreq(cols, d=pixel_size_a)[None, :].astype(np.float32)
     return kx, ky
 
 

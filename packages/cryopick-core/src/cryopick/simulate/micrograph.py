@@ -109,13 +109,21 @@ def _place(rng, n, shape, margin, min_dist, existing, blocked, allowed=None, max
 
 
 def _lowres_field(rng, shape, cells: int) -> np.ndarray:
-    """Smooth random field with unit standard deviation, by cubic zoom of a coarse grid."""
+    """Smooth random field with unit standard deviation: cubic zoom of a coarse grid to 1/16 size, then linear."""
     rows, cols = shape
     coarse = rng.normal(size=(cells + 3, cells + 3))
-    field = scipy.ndimage.zoom(coarse, ((rows + 3 * rows / cells) / coarse.shape[0],
-                                        (cols + 3 * cols / cells) / coarse.shape[1]), order=3)
+    mid = (max(rows // 16, cells + 3), max(cols // 16, cells + 3))
+    field = scipy.ndimage.zoom(coarse, (mid[0] / coarse.shape[0], mid[1] / coarse.shape[1]), order=3)
+    field = scipy.ndimage.zoom(field.astype(np.float32), (rows / field.shape[0], cols / field.shape[1]), order=1)
     field = field[:rows, :cols]
     return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
+
+
+def _texture(rng, shape, sigma: float) -> np.ndarray:
+    """Fine random texture with unit standard deviation (white noise blurred by ``sigma`` pixels)."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    field = scipy.ndimage.gaussian_filter(noise, sigma)
+    return field / (field.std() + 1e-12)
 
 
 def _soft_disk(canvas, x, y, radius, value, edge=1.5, wobble=None):
@@ -199,7 +207,8 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
     if config.nuisances:
         # Ice thickness: plane plus smooth variation; thicker ice is darker.
         direction = r_nuis.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+        yy = np.arange(rows, dtype=np.float32)[:, None]
+        xx = np.arange(cols, dtype=np.float32)[None, :]
         plane = (np.cos(direction) * (xx / cols - 0.5) + np.sin(direction) * (yy / rows - 0.5)).astype(np.float32)
         amplitude += r_nuis.uniform(0.3, 1.0) * plane + 0.15 * _lowres_field(r_nuis, (rows, cols), 4)
         # Carbon edge: beyond a large circular arc.
@@ -212,7 +221,7 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
             dist = np.hypot(xx - hc[0], yy - hc[1]) - hole_r
             carbon_soft = (1 / (1 + np.exp(np.clip(-dist / 2.0, -50, 50)))).astype(np.float32)
             amplitude -= r_nuis.uniform(0.3, 0.8) * carbon_soft
-            texture = _lowres_field(r_nuis, (rows, cols), max(8, int(max(rows, cols) / 6)))
+            texture = _texture(r_nuis, (rows, cols), 1.5)
             unlabelled += 0.25 * carbon_soft * texture
 
             def carbon(x, y, hc=hc, hole_r=hole_r):
