@@ -218,7 +218,8 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
             edge_point = np.array([cols / 2, rows / 2]) + uvec * r_nuis.uniform(0.25, 0.45) * min(rows, cols)
             hole_r = r_nuis.uniform(1.5, 3.0) * max(rows, cols)
             hc = edge_point - uvec * hole_r
-            dist = np.hypot(xx - hc[0], yy - hc[1]) - hole_r
+            # Python floats keep the full-size arrays in float32.
+            dist = np.hypot(xx - float(hc[0]), yy - float(hc[1])) - float(hole_r)
             carbon_soft = (1 / (1 + np.exp(np.clip(-dist / 2.0, -50, 50)))).astype(np.float32)
             amplitude -= r_nuis.uniform(0.3, 0.8) * carbon_soft
             texture = _texture(r_nuis, (rows, cols), 1.5)
