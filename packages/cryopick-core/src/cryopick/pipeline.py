@@ -45,7 +45,7 @@ class RunOptions:
     project: Path | None = None
     out: Path = Path("cryopick-out")
     format: str = "star"
-    per_micrograph: bool = False
+    per_micrograph: bool | None = None
     device: str = "auto"
     settings: dict[str, str] = attrs.Factory(dict)
     threshold: str | None = None

@@ -92,7 +92,8 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
     shapes = {n: tuple(m.shape) for n, m in project.micrographs().items()}
     t = time.perf_counter()
     writer = host.exporters.load(opts.format)
-    files = writer(picks, out, per_micrograph=opts.per_micrograph, box_size=int(round(diameter_px)),
+    layout = {} if opts.per_micrograph is None else {"per_micrograph": opts.per_micrograph}
+    files = writer(picks, out, **layout, box_size=int(round(diameter_px)),
                    shapes=shapes)
     pipe.times["export"] = time.perf_counter() - t
 

@@ -21,7 +21,7 @@ from cryopick.cli.options import project_option
 @click.option("--run", "run_id", help="Run id (default: the latest run).")
 @click.option("--format", "-f", "fmt", default="star", show_default=True, help="star, box, txt, csv, cs.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True)
-@click.option("--per-micrograph", is_flag=True)
+@click.option("--per-micrograph/--single-file", default=None, help="Default: the format's own convention.")
 @click.option("--candidates", is_flag=True, help="Export all scored candidates instead of the thresholded picks.")
 @click.pass_context
 def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
@@ -39,6 +39,7 @@ def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
     picks = proj.candidates(run_id) if candidates else proj.picks(run_id)
     info = proj.run_info(run_id)
     shapes = {n: tuple(m.shape) for n, m in proj.micrographs().items()}
-    files = writer(picks, out, per_micrograph=per_micrograph, box_size=int(round(info.get("diameter_px", 0) or 0)),
+    layout = {} if per_micrograph is None else {"per_micrograph": per_micrograph}
+    files = writer(picks, out, **layout, box_size=int(round(info.get("diameter_px", 0) or 0)),
                    shapes=shapes)
     click.echo(f"run {run_id}: wrote {sum(len(p) for p in picks.values())} particles to {len(files)} file(s) in {out}")

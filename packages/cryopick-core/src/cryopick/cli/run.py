@@ -33,7 +33,9 @@ from cryopick.cli.options import emit, picker_options, settings_dict, threshold_
               help="Output directory for coordinate files.")
 @click.option("--format", "-f", "fmt", default="star", show_default=True,
               help="Coordinate format: star, box, txt, csv, cs.")
-@click.option("--per-micrograph", is_flag=True, help="One file per micrograph (RELION <mic>_autopick.star).")
+@click.option("--per-micrograph/--single-file", default=None,
+              help="One file per micrograph (RELION <mic>_autopick.star) or one for all. Default: the format's own "
+                   "(star, txt, cs: one file; box, csv: per micrograph).")
 @threshold_options
 @click.option("--match", type=click.Choice(["iou", "distance"]), default="iou", show_default=True,
               help="Evaluation matching: box IoU >= 0.5 (CryoMAE) or centre distance <= radius (Topaz).")
