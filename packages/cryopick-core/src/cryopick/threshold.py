@@ -107,9 +107,9 @@ class Density:
     For each score, the mean distance to its ``k`` nearest neighbours among all scores; scanning from
     the dense background upwards, the cut-off is the score where the rate of change of that mean
     distance is largest: where the background's dense cloud of scores gives way to the sparse tail
-    of particles. ``k`` defaults to 1 % of the candidates (at least 5). ``smooth`` averages the
-    distances over a window of that many scores first, so that single gaps inside the noise do not
-    win. Only the upper ``search`` fraction of the ranked scores is searched (particles are the
+    of particles. ``k`` defaults to 1 % of the candidates (at least 5). ``smooth`` (default 1: off)
+    averages the distances over a window of that many scores first; larger windows resist single gaps
+    inside the noise but move the cut down into the background tail by about ``smooth`` ranks. Only the upper ``search`` fraction of the ranked scores is searched (particles are the
     minority in the paper's sliding windows).
     """
 
@@ -124,7 +124,7 @@ class Density:
             return float(s.min()) if n else np.inf
         k = self.k or max(5, n // 100)
         d = knn_mean_distance(s, k)
-        w = self.smooth or k
+        w = self.smooth or 1
         if w > 1:
             kernel = np.ones(w) / w
             d = np.convolve(np.pad(d, (w // 2, w - 1 - w // 2), mode="edge"), kernel, mode="valid")

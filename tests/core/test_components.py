@@ -1,0 +1,114 @@
+"""Core components on data whose answer is known: coordinates, preprocessing, thresholds, NMS, DoG, settings."""
+
+import numpy as np
+import pytest
+
+from cryopick.config import build_config, parse_diameter, parse_settings
+from cryopick.errors import ConfigError
+from cryopick.nms import greedy_nms, peak_local_max
+from cryopick.particles import Particles
+from cryopick.pickers.dog import DoGConfig, DoGPicker
+from cryopick.preprocess import Downsample, Normalize, apply_chain, fourier_crop
+from cryopick.threshold import Density, Fixed, Otsu, TopK, knn_mean_distance
+
+
+def test_scaled_maps_pixel_centres_and_round_trips():
+    p = Particles([0.0, 10.5, 99.0], [3.0, 4.0, 5.0], [1, 2, 3])
+    down = p.scaled(2.0)
+    # pixel 0 and 1 bin into pixel 0 whose centre is original 0.5
+    np.testing.assert_allclose(down.x[0], -0.25)
+    back = down.scaled(0.5)
+    np.testing.assert_allclose(back.x, p.x)
+    np.testing.assert_allclose(back.y, p.y)
+    np.testing.assert_allclose(p.scaled((2.0, 4.0)).scaled((0.5, 0.25)).y, p.y)
+
+
+def test_fourier_crop_keeps_mean_and_a_centred_blob():
+    yy, xx = np.mgrid[:128, :128]
+    img = np.exp(-((xx - 64.5) ** 2 + (yy - 40.5) ** 2) / (2 * 6.0 ** 2)).astype(np.float32) + 3.0
+    small = fourier_crop(img, (64, 64))
+    assert small.shape == (64, 64)
+    assert abs(small.mean() - img.mean()) < 1e-4
+    y, x = np.unravel_index(np.argmax(small), small.shape)
+    # the blob centre maps through Particles.scaled
+    c = Particles([64.5], [40.5]).scaled(2.0)
+    assert abs(x - c.x[0]) <= 0.5 and abs(y - c.y[0]) <= 0.5
+
+
+def test_downsample_chain_reports_factor():
+    img = np.random.default_rng(0).normal(size=(100, 150)).astype(np.float32)
+    out = apply_chain(img, [Downsample(factor=2.5), Normalize()])
+    assert out.image.shape == (40, 60)
+    assert out.factor == (2.5, 2.5)
+    assert abs(out.image.mean()) < 1e-5 and abs(out.image.std() - 1) < 1e-4
+    with pytest.raises(ConfigError):
+        Downsample(target_pixel_size_a=8.0)
+
+
+def test_thresholders_on_known_scores():
+    rng = np.random.default_rng(1)
+    background = rng.normal(0, 1, 2000)
+    particles = rng.normal(8, 0.5, 100)
+    s = np.concatenate([background, particles])
+    assert Fixed(2.0).cutoff(s) == 2.0
+    assert (s >= TopK(100).cutoff(s)).sum() == 100
+    cut = Otsu().cutoff(s)
+    assert 2.0 < cut < 7.0
+    # a few huge outliers do not move the robust Otsu cut past the particles
+    assert Otsu().cutoff(np.concatenate([s, [500.0, 800.0]])) < 7.0
+
+
+def test_density_threshold_finds_the_knee():
+    """CryoMAE §3.3: the cut sits where dense background scores give way to the sparse particle tail."""
+    rng = np.random.default_rng(3)
+    background = rng.normal(0.2, 0.05, 3000)
+    particles = rng.uniform(0.6, 0.9, 60)
+    cut = Density().cutoff(np.concatenate([background, particles]))
+    assert background.max() - 0.05 < cut < 0.6 + 1e-9
+    kept = np.concatenate([background, particles]) >= cut
+    assert kept[-60:].all() and kept[:3000].sum() < 20
+
+
+def test_knn_mean_distance_matches_brute_force():
+    s = np.sort(np.random.default_rng(2).normal(size=50))
+    k = 4
+    brute = np.array([np.sort(np.abs(s - v))[1:k + 1].mean() for v in s])
+    np.testing.assert_allclose(knn_mean_distance(s, k), brute)
+
+
+def test_peak_local_max_and_greedy_nms():
+    m = np.zeros((50, 50), np.float32)
+    m[10, 10], m[10, 14], m[30, 30], m[30, 31] = 5, 4, 3, 3  # a plateau at (30, 30-31)
+    found = peak_local_max(m, radius=6, threshold=1)
+    assert len(found) == 2
+    assert (found.x[0], found.y[0]) == (10, 10)
+    cands = Particles([0, 3, 10, 20], [0, 0, 0, 0], [1, 5, 2, 0.5])
+    kept = greedy_nms(cands, radius=4)
+    np.testing.assert_array_equal(kept.x, [3, 10, 20])
+
+
+def test_dog_picker_finds_simulated_particles(simulated_micrograph):
+    from cryopick.metrics import evaluate
+
+    sim = simulated_micrograph
+    picker = DoGPicker(DoGConfig())
+    cands = picker.score(Normalize(robust=True)(sim.image).image, 24.0)
+    top = cands.subset(slice(0, len(sim.truth)))
+    ev = evaluate({"m": top}, {"m": sim.truth}, diameter_px=24.0)
+    assert ev.recall > 0.8
+
+
+def test_settings_parsing():
+    assert parse_settings(["a=1", "b-c = x"]) == {"a": "1", "b_c": "x"}
+    cfg = build_config(DoGConfig, {"sigma_ratio": "2", "polarity": "bright"})
+    assert cfg.sigma_ratio == 2.0 and cfg.polarity == "bright"
+    with pytest.raises(ConfigError, match="Did you mean 'sigma_ratio'"):
+        build_config(DoGConfig, {"sigma_ration": "2"})
+    with pytest.raises(ConfigError, match="expected a number"):
+        build_config(DoGConfig, {"sigma_ratio": "big"})
+    with pytest.raises(ConfigError):
+        build_config(DoGConfig, {"polarity": "grey"})
+    assert parse_diameter("40", None) == 40.0
+    assert parse_diameter("150A", 1.5) == 100.0
+    with pytest.raises(ConfigError, match="pixel size"):
+        parse_diameter("150A", None)
