@@ -1,0 +1,295 @@
+"""The ``topaz`` picker: a CNN trained from positive and unlabelled regions (Bepler et al. 2019).
+
+Automatic defaults, so that nothing has to be guessed (the reference's ``-n``, radius and threshold are its
+users' most frequent questions):
+
+* **Downsampling**: micrographs are Fourier-cropped so particles are ``target_diameter_px`` (24) pixels
+  wide, well inside the receptive field (71 px for resnet8), then GMM-normalised (``gmm`` preprocessor).
+* **Positives**: every pixel within ``radius`` (3) pixels of a labelled centre, in the downsampled frame.
+  All other pixels are unlabelled, not negative.
+* **pi**: ``expected_particles`` per micrograph x the 2-D disk pixel count of ``radius`` (29 for 3) /
+  pixels per micrograph. ``expected_particles`` defaults to the labelled particles per labelled micrograph,
+  which is right when micrographs are fully labelled and a lower bound when labels are sparse: then set
+  ``--set expected_particles=N`` to your estimate (the paper finds results insensitive to pi).
+* **NMS radius**: ``nms_fraction`` x the particle diameter (0.5: the particle radius, paper §9).
+* **Threshold**: candidates carry per-pixel logits (log-likelihood ratios). The default threshold keeps
+  logits >= 0 (posterior >= 0.5). The reference extracts at -6 and leaves the cut to the user; with the
+  class prior built into GE-binomial, 0 is a calibrated cut. Use ``--threshold`` with any core
+  thresholder (for example ``fixed:-2`` for more recall).
+* **Validation**: with two or more labelled micrographs, ``validation_fraction`` of them (at least one) is
+  held out; after each epoch the average precision of the per-pixel scores on their crops (paper §8) is
+  measured and the best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import attrs
+import numpy as np
+
+from cryopick.config import config_to_dict
+from cryopick.nms import peak_local_max
+from cryopick.particles import Particles
+from cryopick.picker import ModelState, Picker, TrainingData
+from cryopick.progress import echo, progress
+
+
+@attrs.define
+class TopazConfig:
+    #: Network: resnet8, resnet16, conv31, conv63 or conv127 (paper: resnet8).
+    backbone: Literal["resnet8", "resnet16", "conv31", "conv63", "conv127"] = "resnet8"
+    #: Width of the first layer (32 or 64 in the reference; later layers are 2x and 4x wider).
+    units: int = 32
+    #: Downsample micrographs so particles are about this many pixels wide.
+    target_diameter_px: float = 24.0
+    #: Pixels within this radius (downsampled pixels) of a labelled centre are positives.
+    radius: float = 3.0
+    #: Objective: ge-binomial (paper), ge-kl, nnpu or pn.
+    loss: Literal["ge-binomial", "ge-kl", "nnpu", "pn"] = "ge-binomial"
+    #: Weight (lambda) of the GE term; None = the paper's 1 for ge-binomial, 10 for ge-kl.
+    slack: float | None = None
+    #: Expected particles per micrograph for pi; None = labelled particles per labelled micrograph.
+    expected_particles: float | None = None
+    #: Autoencoder reconstruction weight gamma; None = 10/N for N <= 250 labelled particles, else off
+    #: (paper Fig. 5b: it helps with few labels); 0 = off.
+    autoencoder: float | None = None
+    #: Adam learning rate.
+    learning_rate: float = 2e-4
+    #: L2 weight decay of Adam.
+    weight_decay: float = 0.0
+    #: Crops per minibatch.
+    minibatch: int = 256
+    #: Fraction of each minibatch that is positive crops.
+    balance: float = 0.0625
+    #: Minibatch updates per epoch.
+    epoch_size: int = 1000
+    #: Epochs (the best one by validation AP is kept).
+    epochs: int = 10
+    #: Random rotations (0-360) and flips of training crops.
+    augment: bool = True
+    #: Fraction of labelled micrographs held out for validation (when there are >= 2).
+    validation_fraction: float = 0.2
+    #: NMS disk radius as a fraction of the particle diameter.
+    nms_fraction: float = 0.5
+    #: Ignore candidates closer than this fraction of the particle radius to the edge.
+    border_fraction: float = 0.0
+    #: Normalisation after downsampling: gmm (paper) or affine.
+    normalization: Literal["gmm", "affine"] = "gmm"
+    #: Output tile size (pixels) and tiles per batch when scoring whole micrographs.
+    tile: int = 512
+    tile_batch: int = 2
+
+
+PRESETS: dict[str, dict] = {
+    # The reference's training defaults (Topaz v0.3 / paper).
+    "paper": {},
+    # Small and fast on a laptop CPU: narrower resnet8, fewer and shorter epochs, larger steps.
+    "cpu": {"units": 16, "minibatch": 128, "epoch_size": 60, "epochs": 5, "learning_rate": 1e-3,
+            "balance": 0.125, "autoencoder": 0.0},
+    # For tests: a tiny conv31 trained for a few steps.
+    "tiny": {"backbone": "conv31", "units": 8, "minibatch": 64, "epoch_size": 30, "epochs": 2,
+             "learning_rate": 2e-3, "balance": 0.125, "autoencoder": 0.0, "tile": 256},
+}
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """``sum_k Pr(k) (Re(k) - Re(k-1))`` over regions ranked by score (paper §8)."""
+    labels = np.asarray(labels, dtype=bool)
+    if not labels.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    hits = labels[order]
+    tp = np.cumsum(hits)
+    precision = tp / np.arange(1, hits.size + 1)
+    return float(np.sum(precision[hits]) / hits.sum())
+
+
+class TopazPicker(Picker):
+    """Topaz: positive-unlabelled CNN picker (see the module docs for the automatic defaults)."""
+
+    Config = TopazConfig
+    presets = PRESETS
+    default_threshold = "fixed:0"
+    trainable = True
+
+    def __init__(self, config, context=None):
+        super().__init__(config, context)
+        self.model = None
+        self.info: dict = {}
+
+    @classmethod
+    def default_preset(cls, device: str) -> str | None:
+        return "cpu" if str(device).startswith("cpu") else None
+
+    # -- preprocessing --------------------------------------------------------------------------------
+    def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
+        factor = max(1.0, diameter_px / self.config.target_diameter_px)
+        norm = ("gmm", {}) if self.config.normalization == "gmm" else ("normalize", {})
+        return [("downsample", {"factor": round(factor, 4)}), norm]
+
+    # -- model ----------------------------------------------------------------------------------------
+    def _build(self):
+        from cryopick_topaz.models import build_backbone
+
+        return build_backbone(self.config.backbone, self.config.units)
+
+    def _device(self) -> str:
+        return self.context.device or "cpu"
+
+    def train(self, data: TrainingData) -> ModelState:
+        import torch
+
+        from cryopick.torchutil import seed_everything, state_dict_to_arrays
+        from cryopick_topaz.losses import build_loss
+        from cryopick_topaz.models import Decoder
+        from cryopick_topaz.sampling import (
+            CropSampler,
+            augment,
+            class_prior,
+            positive_mask,
+            unlabelled_prior,
+        )
+
+        cfg = self.config
+        seed_everything(self.context.seed)
+        rng = np.random.default_rng(self.context.seed)
+        gen = torch.Generator().manual_seed(self.context.seed)
+        device = self._device()
+
+        labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
+        if not labelled:
+            raise ValueError("topaz needs at least one labelled particle to train")
+        n_labels = sum(len(it.labels) for it in labelled)
+
+        # Hold out whole micrographs for validation.
+        val_items = []
+        if len(labelled) >= 2 and cfg.validation_fraction > 0:
+            n_val = max(1, int(round(cfg.validation_fraction * len(labelled))))
+            order = rng.permutation(len(labelled))
+            val_items = [labelled[i] for i in sorted(order[:n_val])]
+            train_items = [labelled[i] for i in sorted(order[n_val:])]
+        else:
+            train_items = labelled
+
+        model = self._build().to(device)
+        rf = model.receptive_field
+        crop = int(math.ceil(rf * math.sqrt(2))) | 1 if cfg.augment else rf
+
+        masks = [positive_mask(it.image.shape, it.labels, cfg.radius) for it in train_items]
+        sampler = CropSampler([it.image for it in train_items], masks, crop, rng)
+        pixels = float(np.mean([it.image.size for it in train_items]))
+        expected = cfg.expected_particles
+        if expected is None:
+            expected = sum(len(it.labels) for it in train_items) / len(train_items)
+        pi = class_prior(expected, cfg.radius, pixels)
+        observed = float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
+        pi_u = unlabelled_prior(pi, observed)
+
+        loss_fn = build_loss(cfg.loss, cfg.slack)
+        gamma = cfg.autoencoder
+        if gamma is None:
+            gamma = 10.0 / n_labels if n_labels <= 250 else 0.0  # paper Fig. 5b: gamma = 10/N
+        decoder = Decoder(model.latent_dim, rf).to(device) if gamma > 0 else None
+        params = list(model.parameters()) + (list(decoder.parameters()) if decoder is not None else [])
+        opt = torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+        n_pos = max(1, int(round(cfg.balance * cfg.minibatch)))
+        n_unl = max(1, cfg.minibatch - n_pos)
+        val = self._validation_set(model, val_items, rng) if val_items else None
+
+        history: list[dict] = []
+        best_ap, best_state, best_epoch = -np.inf, None, cfg.epochs
+        for epoch in range(cfg.epochs):
+            model.train()
+            if decoder is not None:
+                decoder.train()
+            total = 0.0
+            steps = range(cfg.epoch_size)
+            if self.context.progress:
+                steps = progress(steps, f"topaz train epoch {epoch + 1}/{cfg.epochs}", total=cfg.epoch_size)
+            for _ in steps:
+                batch = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
+                x = torch.from_numpy(batch)[:, None]
+                x = augment(x, rf, gen, rotate=cfg.augment).to(device)
+                z = model.extract(x)
+                logits = model.classifier(z).flatten()
+                loss = loss_fn(logits[:n_pos], logits[n_pos:], pi_u)
+                if decoder is not None:
+                    # Autoencoder regulariser, Online Methods §5: gamma E_D ||x - d(f(x))||^2.
+                    loss = loss + gamma * torch.mean((decoder(z) - x) ** 2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+            record = {"epoch": epoch + 1, "loss": total / max(cfg.epoch_size, 1)}
+            if val is not None:
+                record["val_ap"] = self._validate(model, val)
+                if record["val_ap"] > best_ap:
+                    best_ap, best_epoch = record["val_ap"], epoch + 1
+                    best_state = copy.deepcopy(model.state_dict())
+            history.append(record)
+            echo("topaz epoch {epoch}: loss {loss:.4f}".format(**record)
+                 + (f", validation AP {record['val_ap']:.3f}" if "val_ap" in record else ""))
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        self.model = model
+        self.info = {"pi": pi, "pi_unlabelled": pi_u, "expected_particles": expected, "autoencoder": gamma,
+                     "best_epoch": best_epoch, "history": history, "receptive_field": rf,
+                     "train_micrographs": [it.name for it in train_items],
+                     "validation_micrographs": [it.name for it in val_items]}
+        return ModelState(arrays=state_dict_to_arrays(model),
+                          config={"picker": "topaz", "config": config_to_dict(cfg), "training": self.info})
+
+    def _validation_set(self, model, items, rng, max_pos: int = 2000, n_unl: int = 6000):
+        """Fixed crops of the held-out micrographs: positive pixels (within ``radius``) and random others."""
+        from cryopick_topaz.sampling import CropSampler, positive_mask
+
+        masks = [positive_mask(it.image.shape, it.labels, self.config.radius) for it in items]
+        sampler = CropSampler([it.image for it in items], masks, model.receptive_field,
+                              np.random.default_rng(rng.integers(2 ** 31)))
+        n_pos = min(max_pos, int(sampler.n_pos.sum()))
+        crops = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
+        labels = np.zeros(crops.shape[0], dtype=bool)
+        labels[:n_pos] = True
+        return crops, labels
+
+    def _validate(self, model, val) -> float:
+        import torch
+
+        crops, labels = val
+        model.eval()
+        scores = []
+        with torch.inference_mode():
+            for i in range(0, crops.shape[0], 1024):
+                x = torch.from_numpy(crops[i: i + 1024])[:, None].to(self._device())
+                scores.append(model(x).flatten().float().cpu().numpy())
+        model.train()
+        return average_precision(np.concatenate(scores), labels)
+
+    def load(self, state: ModelState) -> None:
+        from cryopick.torchutil import load_arrays
+
+        model = self._build()
+        load_arrays(model, state.arrays)
+        model.to(self._device()).eval()
+        self.model = model
+        self.info = dict(state.config.get("training", {}))
+
+    # -- scoring --------------------------------------------------------------------------------------
+    def score_map(self, image: np.ndarray) -> np.ndarray:
+        """Per-pixel logits of ``image`` (preprocessed pixels), same shape, computed tile by tile."""
+        from cryopick_topaz.models import score_map
+
+        if self.model is None:
+            raise RuntimeError("topaz picker has no model: train() or load() first")
+        return score_map(self.model, image, tile=self.config.tile, batch=self.config.tile_batch,
+                         device=self._device())
+
+    def score(self, image: np.ndarray, diameter_px: float) -> Particles:
+        logits = self.score_map(image)
+        return peak_local_max(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
+                              exclude_border=self.config.border_fraction * diameter_px / 2)
