@@ -16,6 +16,8 @@ Zeros of the CTF (Thon rings) lie where ``chi(k) + phi = n pi``; see :func:`ctf_
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft
 
@@ -95,6 +97,49 @@ def rfft_frequencies(shape: tuple[int, int], pixel_size_a: float) -> tuple[np.nd
     return kx, ky
 
 
+@functools.lru_cache(maxsize=2)
+def _polar_grid(shape: tuple[int, int], pixel_size_a: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read-only float32 ``(k**2, cos 2t, sin 2t)`` on the ``rfft2`` grid (``t`` = angle from the x axis)."""
+    kx, ky = rfft_frequencies(shape, pixel_size_a)
+    k2 = kx * kx + ky * ky
+    inv = np.divide(1.0, k2, out=np.zeros_like(k2), where=k2 > 0)
+    cos2 = (kx * kx - ky * ky) * inv
+    sin2 = (2 * kx) * ky * inv
+    for a in (k2, cos2, sin2):
+        a.setflags(write=False)
+    return k2, cos2, sin2
+
+
+def ctf_rfft(shape: tuple[int, int], pixel_size_a: float, *, defocus_u_um: float, defocus_v_um: float | None = None,
+             astigmatism_angle_deg: float = 0.0, voltage_kv: float = 300.0, cs_mm: float = 2.7,
+             amplitude_contrast: float = 0.07, b_factor: float = 0.0) -> np.ndarray:
+    """The CTF (float32) on the ``rfft2`` grid of an image of ``shape``: :func:`ctf_values` on
+    :func:`rfft_frequencies`, with the frequency grid cached per ``(shape, pixel_size_a)`` and few temporaries."""
+    if defocus_v_um is None:
+        defocus_v_um = defocus_u_um
+    k2, cos2, sin2 = _polar_grid((int(shape[0]), int(shape[1])), float(pixel_size_a))
+    lam = wavelength_a(voltage_kv)
+    cs = cs_mm * 1e7
+    du, dv = defocus_u_um * 1e4, defocus_v_um * 1e4
+    a0 = 2 * float(np.deg2rad(astigmatism_angle_deg))
+    half_diff = 0.5 * (du - dv)
+    # chi = pi lam df k^2 - pi/2 Cs lam^3 k^4, with df = (du + dv) / 2 + (du - dv) / 2 cos(2 (t - a0 / 2)).
+    chi = k2 * np.float32(-0.5 * np.pi * cs * lam**3)
+    chi += np.float32(np.pi * lam * 0.5 * (du + dv))
+    if half_diff:
+        chi += cos2 * np.float32(np.pi * lam * half_diff * np.cos(a0))
+        chi += sin2 * np.float32(np.pi * lam * half_diff * np.sin(a0))
+    chi *= k2
+    chi += np.float32(np.arctan2(amplitude_contrast, np.sqrt(1 - amplitude_contrast**2)))
+    np.sin(chi, out=chi)
+    np.negative(chi, out=chi)
+    if b_factor:
+        env = k2 * np.float32(-b_factor / 4.0)
+        np.exp(env, out=env)
+        chi *= env
+    return chi
+
+
 def apply_ctf(images, ctf_rfft: np.ndarray) -> list[np.ndarray]:
     """Filter real images with a CTF given on the ``rfft2`` grid (one forward and one inverse FFT per image).
 
@@ -110,9 +155,10 @@ def apply_ctf(images, ctf_rfft: np.ndarray) -> list[np.ndarray]:
         Filtered images, float32.
     """
     out = []
-    ctf = ctf_rfft.astype(np.float32)
+    ctf = ctf_rfft.astype(np.float32, copy=False)
     for image in images:
         f = scipy.fft.rfft2(np.asarray(image, dtype=np.float32), workers=1)
         f *= ctf
-        out.append(scipy.fft.irfft2(f, s=image.shape, workers=1).astype(np.float32, copy=False))
+        out.append(scipy.fft.irfft2(f, s=image.shape, workers=1, overwrite_x=True).astype(np.float32, copy=False))
+        del f
     return out

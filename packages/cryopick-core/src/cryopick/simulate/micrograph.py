@@ -30,7 +30,7 @@ import scipy.ndimage
 from cryopick.errors import InputError
 from cryopick.particles import Particles
 from cryopick.simulate.config import SimulationConfig
-from cryopick.simulate.ctf import apply_ctf, ctf_values, rfft_frequencies
+from cryopick.simulate.ctf import apply_ctf, ctf_rfft
 from cryopick.simulate.projection import random_orientations, render_particle
 from cryopick.simulate.species import Species, get_species
 
@@ -108,22 +108,72 @@ def _place(rng, n, shape, margin, min_dist, existing, blocked, allowed=None, max
     return pts[start:count]
 
 
-def _lowres_field(rng, shape, cells: int) -> np.ndarray:
-    """Smooth random field with unit standard deviation: cubic zoom of a coarse grid to 1/16 size, then linear."""
+def _mid_shape(shape, cells: int) -> tuple[int, int]:
+    """Grid on which smooth fields are made: 1/16 of the micrograph, at least ``cells + 3`` (and 2) per axis."""
     rows, cols = shape
+    return (max(rows // 16, cells + 3, 2), max(cols // 16, cells + 3, 2))
+
+
+def _lowres_field(rng, mid, cells: int) -> np.ndarray:
+    """Smooth random field on the ``mid`` grid, zero mean and unit standard deviation: cubic zoom of a coarse
+    ``(cells + 3)``-square grid of white noise. :func:`_upsample` brings it to full size."""
     coarse = rng.normal(size=(cells + 3, cells + 3))
-    mid = (max(rows // 16, cells + 3), max(cols // 16, cells + 3))
-    field = scipy.ndimage.zoom(coarse, (mid[0] / coarse.shape[0], mid[1] / coarse.shape[1]), order=3)
-    field = scipy.ndimage.zoom(field.astype(np.float32), (rows / field.shape[0], cols / field.shape[1]), order=1)
-    field = field[:rows, :cols]
+    field = scipy.ndimage.zoom(coarse, (mid[0] / coarse.shape[0], mid[1] / coarse.shape[1]), order=3,
+                               grid_mode=False)
+    if field.shape != tuple(mid):  # rounding of the zoom factor
+        field = scipy.ndimage.zoom(field, (mid[0] / field.shape[0], mid[1] / field.shape[1]), order=1)
     return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
+
+
+def _upsample(field: np.ndarray, shape) -> np.ndarray:
+    """Linear interpolation of a coarse field to ``shape`` (float32), corner pixels onto corner pixels.
+
+    A field that is linear in the coarse grid's coordinates ``(i * (rows - 1) / (m - 1), ...)`` is reproduced
+    exactly, so a plane can be added on the coarse grid.
+    """
+    field = np.asarray(field, dtype=np.float32)
+    i0, w = _linear_weights(shape[0], field.shape[0])
+    j0, v = _linear_weights(shape[1], field.shape[1])
+    rows_done = field[i0] * (1 - w)[:, None] + field[i0 + 1] * w[:, None]  # (rows, m_cols)
+    out = np.empty(tuple(shape), np.float32)
+    block = 256  # columns are interpolated in row blocks, with temporaries that stay small
+    for r in range(0, shape[0], block):
+        src, dst = rows_done[r:r + block], out[r:r + block]
+        np.take(src, j0, axis=1, out=dst)
+        dst *= 1 - v
+        dst += np.take(src, j0 + 1, axis=1) * v
+    return out
+
+
+def _linear_weights(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left neighbour and weight of the right one for ``n`` points spread from the first to the last of ``m >= 2``."""
+    pos = np.linspace(0, m - 1, n)
+    i0 = np.minimum(pos.astype(np.intp), m - 2)
+    return i0, (pos - i0).astype(np.float32)
 
 
 def _texture(rng, shape, sigma: float) -> np.ndarray:
     """Fine random texture with unit standard deviation (white noise blurred by ``sigma`` pixels)."""
     noise = rng.standard_normal(shape, dtype=np.float32)
-    field = scipy.ndimage.gaussian_filter(noise, sigma)
-    return field / (field.std() + 1e-12)
+    field = scipy.ndimage.gaussian_filter(noise, sigma, output=noise)
+    field /= field.std() + 1e-12
+    return field
+
+
+def _carbon_box(shape, centre, hole_r: float, reach: float, step: int = 32):
+    """Slices of the smallest grid-aligned box holding every pixel more than ``-reach`` px beyond the arc
+    (``hypot(x - cx, y - cy) - hole_r > -reach``), or None. Found on a coarse grid: the distance is 1-Lipschitz."""
+    rows, cols = shape
+    ys = np.unique(np.append(np.arange(0, rows, step), rows - 1))
+    xs = np.unique(np.append(np.arange(0, cols, step), cols - 1))
+    d = np.hypot(xs[None, :] - centre[0], ys[:, None] - centre[1]) - hole_r
+    hit = d > -reach - step
+    if not hit.any():
+        return None
+    r = np.flatnonzero(hit.any(axis=1))
+    c = np.flatnonzero(hit.any(axis=0))
+    return (slice(max(int(ys[r[0]]) - step, 0), min(int(ys[r[-1]]) + step + 1, rows)),
+            slice(max(int(xs[c[0]]) - step, 0), min(int(xs[c[-1]]) + step + 1, cols)))
 
 
 def _soft_disk(canvas, x, y, radius, value, edge=1.5, wobble=None):
@@ -199,18 +249,22 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
     gain = float(r_scope.uniform(0.6, 1.6))
     offset = float(r_scope.uniform(-1.0, 1.0))
 
-    amplitude = np.zeros((rows, cols), np.float32)  # in units of the noise sigma
     unlabelled = np.zeros((rows, cols), np.float32)  # phase objects, same units as particle density
     blocked: list[tuple[float, float, float]] = []
     carbon = None
     existing = np.zeros((0, 2))
+    # Amplitude nuisances in units of the noise sigma (the ice field below fills it when there are nuisances).
+    amplitude = None if config.nuisances else np.zeros((rows, cols), np.float32)
     if config.nuisances:
-        # Ice thickness: plane plus smooth variation; thicker ice is darker.
+        # Ice thickness: plane plus smooth variation; thicker ice is darker. Both are smooth, so they are made on
+        # a grid 16x coarser and interpolated linearly (exact for the plane).
         direction = r_nuis.uniform(0, 2 * np.pi)
-        yy = np.arange(rows, dtype=np.float32)[:, None]
-        xx = np.arange(cols, dtype=np.float32)[None, :]
-        plane = (np.cos(direction) * (xx / cols - 0.5) + np.sin(direction) * (yy / rows - 0.5)).astype(np.float32)
-        amplitude += r_nuis.uniform(0.3, 1.0) * plane + 0.15 * _lowres_field(r_nuis, (rows, cols), 4)
+        mid = _mid_shape((rows, cols), 4)
+        yy = (np.linspace(0, rows - 1, mid[0]) / rows - 0.5)[:, None]
+        xx = (np.linspace(0, cols - 1, mid[1]) / cols - 0.5)[None, :]
+        plane = np.cos(direction) * xx + np.sin(direction) * yy
+        ice = r_nuis.uniform(0.3, 1.0) * plane + 0.15 * _lowres_field(r_nuis, mid, 4)
+        amplitude = _upsample(ice, (rows, cols))
         # Carbon edge: beyond a large circular arc.
         if r_nuis.uniform() < 0.5:
             u = r_nuis.uniform(0, 2 * np.pi)
@@ -218,16 +272,32 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
             edge_point = np.array([cols / 2, rows / 2]) + uvec * r_nuis.uniform(0.25, 0.45) * min(rows, cols)
             hole_r = r_nuis.uniform(1.5, 3.0) * max(rows, cols)
             hc = edge_point - uvec * hole_r
-            # Python floats keep the full-size arrays in float32.
-            dist = np.hypot(xx - float(hc[0]), yy - float(hc[1])) - float(hole_r)
-            carbon_soft = (1 / (1 + np.exp(np.clip(-dist / 2.0, -50, 50)))).astype(np.float32)
-            amplitude -= r_nuis.uniform(0.3, 0.8) * carbon_soft
-            texture = _texture(r_nuis, (rows, cols), 1.5)
-            unlabelled += 0.25 * carbon_soft * texture
+            darkness = r_nuis.uniform(0.3, 0.8)
+            # The texture has its own stream, so later draws do not depend on the size of the carbon region.
+            r_texture = np.random.default_rng(r_nuis.integers(2**63))
+            # Soft mask 1 / (1 + exp(-d / 2)) of the distance d beyond the arc: below 6e-6 at d < -24 px, so only
+            # the box around d > -24 is computed (and textured).
+            box = _carbon_box((rows, cols), hc, hole_r, reach=24.0)
+            if box is not None:
+                yb = np.arange(box[0].start, box[0].stop, dtype=np.float32)[:, None]
+                xb = np.arange(box[1].start, box[1].stop, dtype=np.float32)[None, :]
+                # Python floats keep the arrays in float32.
+                soft = np.hypot(xb - float(hc[0]), yb - float(hc[1]))
+                soft -= float(hole_r)
+                soft *= -0.5
+                np.clip(soft, -50, 50, out=soft)
+                np.exp(soft, out=soft)
+                soft += 1
+                np.reciprocal(soft, out=soft)
+                amplitude[box] -= darkness * soft
+                texture = _texture(r_texture, soft.shape, 1.5)
+                texture *= soft
+                texture *= 0.25
+                unlabelled[box] += texture
+                del soft, texture
 
             def carbon(x, y, hc=hc, hole_r=hole_r):
                 return np.hypot(x - hc[0], y - hc[1]) < hole_r - radius
-        del yy, xx
         # Ice contaminants: large dark irregular blobs.
         for _ in range(r_nuis.poisson(max(0.6, 1.0 * area))):
             cx, cy = r_nuis.uniform(0, cols), r_nuis.uniform(0, rows)
@@ -276,10 +346,9 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
         for (x, y), ang in zip(broken, random_orientations(r_orient, len(broken))):
             render_particle(unlabelled, x, y, species, ang, radius, keep=_broken_keep(r_nuis, species))
 
-    kx, ky = rfft_frequencies((rows, cols), config.pixel_size_a)
-    ctf = ctf_values(kx, ky, defocus_u_um=defocus + astig / 2, defocus_v_um=defocus - astig / 2,
-                     astigmatism_angle_deg=astig_angle, voltage_kv=config.voltage_kv, cs_mm=config.cs_mm,
-                     amplitude_contrast=config.amplitude_contrast, b_factor=config.b_factor)
+    ctf = ctf_rfft((rows, cols), config.pixel_size_a, defocus_u_um=defocus + astig / 2,
+                   defocus_v_um=defocus - astig / 2, astigmatism_angle_deg=astig_angle, voltage_kv=config.voltage_kv,
+                   cs_mm=config.cs_mm, amplitude_contrast=config.amplitude_contrast, b_factor=config.b_factor)
     layers = [signal, unlabelled] if np.any(unlabelled) else [signal]
     filtered = apply_ctf(layers, ctf)
     signal = filtered[0]
