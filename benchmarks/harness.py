@@ -59,10 +59,16 @@ class Dataset:
 def sim_datasets(species: list[str], n_mics: int, size: int, particles: int, cache: Path) -> list[Dataset]:
     from cryopick.simulate import SimulationConfig, simulate_dataset, suite_configs
 
+    import hashlib
+
+    import cryopick.simulate
+
+    # The simulator's own source is part of the key: a changed simulator makes new data sets.
+    code = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(Path(cryopick.simulate.__file__).parent.glob("*.py"))))
     base = SimulationConfig(shape=(size, size), n_micrographs=n_mics, particles_per_micrograph=particles)
     out = []
     for name, cfg in suite_configs(base, species).items():
-        key = f"{name}-{size}-n{n_mics}-p{particles}-s{cfg.seed}"
+        key = f"{name}-{size}-n{n_mics}-p{particles}-s{cfg.seed}-{code.hexdigest()[:8]}"
         d = cache / key
         done = d / "simulation.json"
         if not (done.exists() and json.loads(done.read_text()) == cfg.to_dict()):
