@@ -12,10 +12,13 @@ users' most frequent questions):
   which is right when micrographs are fully labelled and a lower bound when labels are sparse: then set
   ``--set expected_particles=N`` to your estimate (the paper finds results insensitive to pi).
 * **NMS radius**: ``nms_fraction`` x the particle diameter (0.5: the particle radius, paper §9).
-* **Threshold**: candidates carry per-pixel logits (log-likelihood ratios). The default threshold keeps
-  logits >= 0 (posterior >= 0.5). The reference extracts at -6 and leaves the cut to the user; with the
-  class prior built into GE-binomial, 0 is a calibrated cut. Use ``--threshold`` with any core
-  thresholder (for example ``fixed:-2`` for more recall).
+* **Threshold**: candidates carry per-pixel logits (log-likelihood ratios). The reference extracts at
+  -6 and leaves the cut to the user, which keeps far too many candidates. Here training calibrates a
+  logit cut-off on the labelled (held-out when possible) micrographs: the cut with the best F1 against
+  the labels, or, when ``expected_particles`` is given (sparse labels), the cut that yields that many
+  picks per micrograph. It is stored with the model and becomes the picker's default ``fixed:CUT``
+  threshold (0, posterior 0.5, before training). ``--threshold`` takes any core thresholder instead
+  (for example ``fixed:-2`` for more recall).
 * **Validation**: with two or more labelled micrographs, ``validation_fraction`` of them (at least one) is
   held out; after each epoch the average precision of the per-pixel scores on their crops (paper §8) is
   measured and the best epoch's weights are kept.
@@ -237,7 +240,9 @@ class TopazPicker(Picker):
             model.load_state_dict(best_state)
         model.eval()
         self.model = model
-        self.info = {"pi": pi, "pi_unlabelled": pi_u, "expected_particles": expected, "autoencoder": gamma,
+        cutoff = self._calibrate(val_items or train_items, data.diameter_px, expected)
+        self.default_threshold = f"fixed:{cutoff:.4g}"
+        self.info = {"threshold": cutoff, "pi": pi, "pi_unlabelled": pi_u, "expected_particles": expected, "autoencoder": gamma,
                      "best_epoch": best_epoch, "history": history, "receptive_field": rf,
                      "train_micrographs": [it.name for it in train_items],
                      "validation_micrographs": [it.name for it in val_items]}
@@ -270,6 +275,41 @@ class TopazPicker(Picker):
         model.train()
         return average_precision(np.concatenate(scores), labels)
 
+    def _calibrate(self, items, diameter_px: float, expected: float) -> float:
+        """Logit cut-off for the default threshold, from labelled micrographs (held out when there are).
+
+        When labels are taken as complete (``expected_particles`` not given), the cut that maximises F1
+        of the candidates against the labels (centre within half a diameter); otherwise the cut that gives
+        ``expected_particles`` picks per micrograph. Falls back to 0 (posterior 0.5)."""
+        from scipy.spatial import cKDTree
+
+        scores, hits, n_truth = [], [], 0
+        for it in items:
+            cand = self.score(it.image, diameter_px)
+            scores.append(cand.score)
+            hit = np.zeros(len(cand), dtype=bool)
+            if len(cand) and len(it.labels):
+                # Greedy one-to-one matching in score order.
+                tree = cKDTree(it.labels.xy)
+                used = np.zeros(len(it.labels), dtype=bool)
+                for i, near in enumerate(tree.query_ball_point(cand.xy, r=diameter_px / 2)):
+                    free = [j for j in near if not used[j]]
+                    if free:
+                        used[free[0]] = hit[i] = True
+            hits.append(hit)
+            n_truth += len(it.labels)
+        s = np.concatenate(scores) if scores else np.zeros(0)
+        if s.size == 0:
+            return 0.0
+        order = np.argsort(-s, kind="stable")
+        s, h = s[order], np.concatenate(hits)[order]
+        if self.config.expected_particles is not None:
+            k = int(round(expected * len(items)))
+            return float(s[min(max(k, 1), s.size) - 1])
+        tp = np.cumsum(h)
+        f1 = 2 * tp / (np.arange(1, s.size + 1) + max(n_truth, 1))
+        return float(s[int(np.argmax(f1))])
+
     def load(self, state: ModelState) -> None:
         from cryopick.torchutil import load_arrays
 
@@ -278,6 +318,8 @@ class TopazPicker(Picker):
         model.to(self._device()).eval()
         self.model = model
         self.info = dict(state.config.get("training", {}))
+        if "threshold" in self.info:
+            self.default_threshold = f"fixed:{self.info['threshold']:.4g}"
 
     # -- scoring --------------------------------------------------------------------------------------
     def score_map(self, image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,51 @@
+"""pi from the true 2-D disk count, positive masks, crops and augmentation."""
+
+import numpy as np
+import pytest
+import torch
+
+from cryopick.particles import Particles
+from cryopick_topaz.sampling import (
+    CropSampler,
+    augment,
+    class_prior,
+    disk_pixel_count,
+    positive_mask,
+    unlabelled_prior,
+)
+
+
+def test_disk_count_is_two_dimensional():
+    assert [disk_pixel_count(r) for r in (0, 1, 2, 3)] == [1, 5, 13, 29]  # not 203 (3-D ball) for r=3
+    assert disk_pixel_count(3) == positive_mask((20, 20), Particles([10], [10]), 3).sum()
+
+
+def test_class_prior():
+    assert class_prior(100, 3, 1000 * 1000) == pytest.approx(100 * 29 / 1e6)
+    assert unlabelled_prior(0.01, 0.004) == pytest.approx(0.006 / 0.996)
+    assert unlabelled_prior(0.01, 0.01) == pytest.approx(1e-3)  # floor when labels are complete
+
+
+def test_positive_mask_edges():
+    mask = positive_mask((10, 10), Particles([0, 9.4], [0, 5]), 2)
+    assert mask[0, 0] and mask[0, 2] and mask[5, 9] and not mask[5, 6]
+    assert mask.sum() == 6 + 8  # quarter disk + half disk inside the image
+
+
+def test_crops_are_centred():
+    image = np.zeros((40, 40), dtype=np.float32)
+    image[20, 30] = 1.0
+    mask = positive_mask(image.shape, Particles([30], [20]), 0)
+    sampler = CropSampler([image], [mask], 7, np.random.default_rng(0))
+    crops = sampler.positives(5)
+    assert crops.shape == (5, 7, 7) and np.all(crops[:, 3, 3] == 1.0) and crops.sum() == 5
+    unl = sampler.unlabelled(200)
+    assert np.all(unl[:, 3, 3] == 0.0)
+
+
+def test_augment_keeps_centre():
+    x = torch.zeros(8, 1, 11, 11)
+    x[:, :, 5, 5] = 1.0
+    out = augment(x, 7, torch.Generator().manual_seed(0))
+    assert out.shape == (8, 1, 7, 7)
+    assert torch.allclose(out[:, 0, 3, 3], torch.ones(8), atol=1e-5)
