@@ -14,7 +14,7 @@ def _picker_with_map(score_map):
 def test_nms_radius_from_diameter():
     yy, xx = np.mgrid[:64, :64]
     m = np.full((64, 64), -8.0, dtype=np.float32)
-    for x, y, h in [(20, 20, 5.0), (26, 20, 3.0), (45, 40, 4.0)]:  # second peak within the radius of the first
+    for x, y, h in [(20, 20, 5.0), (28, 20, 3.5), (45, 40, 4.0)]:  # second peak within the radius of the first
         m = np.maximum(m, h - ((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
     picks = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16).above(-7)  # radius 8
     assert len(picks) == 2
