@@ -230,6 +230,20 @@ def find_topaz() -> str | None:
     return exe
 
 
+def _topaz_device(device: str) -> str:
+    """topaz's ``--device``: a GPU index, or -1 for CPU."""
+    if device.startswith("cuda"):
+        return device.partition(":")[2] or "0"
+    if device == "auto":
+        try:
+            import torch
+
+            return "0" if torch.cuda.is_available() else "-1"
+        except ImportError:
+            return "-1"
+    return "-1"
+
+
 def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
     """``topaz preprocess`` -> ``train`` -> ``extract`` on the same data and labels; scored by cryopick.metrics."""
     from cryopick.metrics import evaluate
@@ -249,13 +263,18 @@ def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
         for stem, xy in labels.items():
             for x, y in xy:
                 f.write(f"{stem}\t{int(round(x / scale))}\t{int(round(y / scale))}\n")
+    # An image list (image_name, path) rather than a folder: older topaz-em releases only take a list.
+    with open(d / "processed" / "train_images.txt", "w") as f:
+        f.write("image_name\tpath\n")
+        for stem in labels:
+            f.write(f"{stem}\t{d / 'processed' / (stem + '.mrc')}\n")
     radius = max(2, int(round(ds.diameter_px / 2 / scale)))
     per_mic = int(np.mean([len(truth.get(m.stem, [])) for m in ds.micrographs]) or 100)
     epochs = "3" if args.quick else "10"
     steps = [
         [exe, "preprocess", "-s", str(scale), "-o", str(d / "processed"), *map(str, ds.micrographs)],
-        [exe, "train", "-n", str(per_mic), "--num-workers", "0", "--device", "-1" if args.device == "cpu" else "0",
-         "--num-epochs", epochs, "--train-images", str(d / "processed"),
+        [exe, "train", "-n", str(per_mic), "--num-workers", "0", "--device", _topaz_device(args.device),
+         "--num-epochs", epochs, "--train-images", str(d / "processed" / "train_images.txt"),
          "--train-targets", str(d / "processed" / "train_targets.txt"),
          "--save-prefix", str(d / "model"), "-o", str(d / "train_log.txt")],
     ]
