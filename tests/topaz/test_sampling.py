@@ -29,7 +29,7 @@ def test_class_prior():
 def test_positive_mask_edges():
     mask = positive_mask((10, 10), Particles([0, 9.4], [0, 5]), 2)
     assert mask[0, 0] and mask[0, 2] and mask[5, 9] and not mask[5, 6]
-    assert mask.sum() == 6 + 8  # quarter disk + half disk inside the image
+    assert mask.sum() == 6 + 9  # the parts of two 13-pixel disks inside the image
 
 
 def test_crops_are_centred():
