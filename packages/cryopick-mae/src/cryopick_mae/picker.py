@@ -103,9 +103,9 @@ PRESETS: dict[str, dict] = {
     "paper": {},
     # A small ViT that trains and picks on two CPU cores in about a minute: 32 px input in 4 px patches
     # (64 tokens, the particle about 21 px across), width 64, four encoder blocks.
-    "cpu": dict(image_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4, decoder_dim=64,
-                decoder_depth=2, decoder_heads=4, pretrain_steps=300, pretrain_batch=64, pretrain_lr=1e-3,
-                finetune_steps=150, finetune_lr=3e-4, stride=0.25, batch_size=512),
+    "cpu": dict(image_size=32, patch_size=8, embed_dim=96, depth=4, num_heads=4, decoder_dim=64,
+                decoder_depth=1, decoder_heads=4, pretrain_steps=150, pretrain_batch=64, pretrain_lr=1e-3,
+                finetune_steps=100, finetune_lr=3e-4, batch_size=512),
 }
 
 
