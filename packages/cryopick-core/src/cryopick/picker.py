@@ -69,6 +69,8 @@ class Picker:
     default_threshold: ClassVar[str] = "otsu"
     #: False for classical pickers that need no training (train() is not called).
     trainable: ClassVar[bool] = True
+    #: True when train() cannot work without labelled particles (the pipeline then asks for --labels).
+    needs_labels: ClassVar[bool] = True
     #: How many labelled particles the built-in demo gives it: None = all truth on the training
     #: micrographs; an int = that many exemplars from one micrograph (few-shot pickers).
     demo_labels: ClassVar[int | None] = None

@@ -187,7 +187,7 @@ class Pipeline:
                     items.append(TrainingItem(name, image, labels[name].scaled(factor)))
                 else:
                     unlabelled.append(TrainingItem(name, image, None))
-            if not items and getattr(self.picker, "needs_labels", True):
+            if not items and self.picker.needs_labels:
                 raise InputError(f"picker {self.picker_name!r} needs labelled particles: give --labels FILE "
                                  "(STAR, .box, Topaz .txt, CSV or cryoSPARC .cs)")
             data = TrainingData(items, self.preprocessed_diameter(diameter_px, names), unlabelled)
@@ -270,10 +270,10 @@ def import_labels(project: Project, path: str | Path, label_set: str, host: Plug
                   names: list[str] | None = None) -> dict[str, Particles]:
     """Read a coordinate file, match its micrograph names to the project's, check coordinates lie inside
     the micrographs, and store it as ``label_set``."""
-    from cryopick.io.coords import check_inside, read_coordinates
+    from cryopick.io.coords import check_inside
     from cryopick.io.names import match_names
 
-    raw = read_coordinates(path)
+    raw = read_labels_file(path, host)
     mics = project.micrographs()
     known = names if names is not None else list(mics)
     mapping, unmatched = match_names(list(raw), known)
@@ -289,6 +289,18 @@ def import_labels(project: Project, path: str | Path, label_set: str, host: Plug
     check_inside(picks, {n: tuple(mics[n].shape) for n in picks}, str(path))
     project.put_labels(label_set, picks, str(path))
     return picks
+
+
+def read_labels_file(path: str | Path, host: PluginHost) -> dict[str, Particles]:
+    """Read coordinates with the importer registered for the file's suffix (plugins can add formats);
+    core formats and folders go through :func:`cryopick.io.coords.read_coordinates`."""
+    from cryopick.io.coords import read_coordinates
+
+    suffix = Path(path).suffix.lower()
+    for reg in host.importers.items():
+        if suffix and suffix in reg.entry.suffixes and reg.distribution != "cryopick-core":
+            return host.importers.load(reg.entry.name)(path)
+    return read_coordinates(path)
 
 
 def open_project(path: Path, mode: str = "a") -> Project:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from cryopick import progress
+from cryopick.config import build_config
 from cryopick.errors import InputError
 from cryopick.host import PluginHost, build_host
 from cryopick.particles import Particles
@@ -39,7 +40,11 @@ def run_pipeline(opts: RunOptions, host: PluginHost | None = None) -> dict[str, 
     """Run the chain and return the summary (also stored in the run's info record)."""
     start = time.perf_counter()
     host = host or build_host()
-    host.pickers.get(opts.picker)  # fail fast on an unknown picker, before any work
+    # fail fast on an unknown picker, format or setting, before any work
+    picker_cls = host.pickers.load(opts.picker)
+    build_config(picker_cls.Config, {k: v for k, v in opts.settings.items() if k != "preset"}
+                 if "preset" not in opts.settings else opts.settings, picker_cls.presets,
+                 owner=f"picker {opts.picker}")
     host.exporters.get(opts.format)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,12 +94,8 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
     run = pipe.score(diameter_px, names)
     picks = pipe.threshold(run, opts.threshold, opts.threshold_scope)
 
-    shapes = {n: tuple(m.shape) for n, m in project.micrographs().items()}
     t = time.perf_counter()
-    writer = host.exporters.load(opts.format)
-    layout = {} if opts.per_micrograph is None else {"per_micrograph": opts.per_micrograph}
-    files = writer(picks, out, **layout, box_size=int(round(diameter_px)),
-                   shapes=shapes)
+    files = export_picks(project, host, picks, out, opts.format, opts.per_micrograph, diameter_px)
     pipe.times["export"] = time.perf_counter() - t
 
     counts = np.array([len(picks[n]) for n in names])
@@ -119,6 +120,16 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
     summary["times_s"]["total"] = round(time.perf_counter() - start, 2)
     project.put_run_info(run, summary=summary, status="done", updated=time.time())
     return summary
+
+
+def export_picks(project: Project, host: PluginHost, picks: dict[str, Particles], out: Path, fmt: str,
+                 per_micrograph: bool | None, diameter_px: float) -> list[Path]:
+    """Write ``picks`` with exporter ``fmt``; every writer gets the same keywords (and ignores the rest)."""
+    mics = project.micrographs()
+    layout = {} if per_micrograph is None else {"per_micrograph": per_micrograph}
+    return host.exporters.load(fmt)(
+        picks, out, **layout, box_size=int(round(diameter_px)), shapes={n: tuple(m.shape) for n, m in mics.items()},
+        micrograph_files={n: Path(m.path).name for n, m in mics.items()})
 
 
 def _rounded(d: dict) -> dict:

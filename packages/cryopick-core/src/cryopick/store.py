@@ -1,16 +1,18 @@
 """The project store: one HDF5 file per project that ties the stages together.
 
-Layout (``docs/store.md`` documents it in full)::
+Layout (``docs/store.md`` documents every attribute)::
 
     /                       attrs: schema_version, cryopick_version, created
+    /settings               attrs: diameter_px (project defaults)
     /micrographs/<name>     attrs: path, pixel_size_a, shape, checksum
     /preprocessed/<key>/<name>   image (float32, chunked, gzip); attrs: factor_x, factor_y, chain
     /labels/<set>/<name>    x, y, score (original pixels); attrs: source
-    /models/<key>           arrays/<param> ...; attrs: picker, config (JSON), created
-    /runs/<run>             attrs: config, provenance (JSON), status
-    /runs/<run>/candidates/<name>   x, y, score (original pixels)
-    /runs/<run>/picks/<name>        x, y, score; attrs: threshold
-    /runs/<run>/metrics     attrs: metrics (JSON)
+    /models/<key>           one dataset per weight array; attrs: picker, config (JSON), labels, preprocessing
+    /runs/<run>/info        attrs: picker, config, preprocessing, model, diameter_px, provenance, threshold,
+                            threshold_scope, status, updated, summary
+    /runs/<run>/candidates/<name>   x, y, score (original pixels); attrs: seconds
+    /runs/<run>/picks/<name>        x, y, score; attrs: threshold, thresholder
+    /runs/<run>/metrics     attrs: metrics (JSON), micrographs
 
 Crash safety. HDF5 files are not journaled: a process killed while it modifies a file in place can
 leave it unreadable. So the main file is never modified in place. Each write is a *record* (a group of
@@ -46,6 +48,7 @@ from cryopick.errors import StoreError, StoreLockedError
 
 SCHEMA_VERSION = 1
 _JSON_PREFIX = "json:"
+_SLASH = "\\"
 
 
 @attrs.define
@@ -81,6 +84,7 @@ def _write_record(f: h5py.File, path: str, record: Record) -> None:
         del f[path]
     group = f.create_group(path)
     for name, array in record.arrays.items():
+        name = name.replace("/", _SLASH)  # weight names may hold '/', HDF5 names may not
         array = np.asarray(array)
         if array.ndim >= 2 and array.size >= 4096:
             chunks = tuple(min(s, 256) for s in array.shape)
@@ -93,7 +97,7 @@ def _write_record(f: h5py.File, path: str, record: Record) -> None:
 
 
 def _read_record(group: h5py.Group) -> Record:
-    arrays = {name: group[name][()] for name in group if isinstance(group[name], h5py.Dataset)}
+    arrays = {name.replace(_SLASH, "/"): group[name][()] for name in group if isinstance(group[name], h5py.Dataset)}
     return Record(arrays, {k: _decode_attr(v) for k, v in group.attrs.items()})
 
 
@@ -282,11 +286,18 @@ class ProjectStore:
             return path in f
 
     def get(self, path: str) -> Record | None:
-        source = self._open_source(path)
-        with h5py.File(source, "r") as f:
-            if path not in f:
-                return None
-            return _read_record(f[path])
+        for attempt in (0, 1):
+            source = self._open_source(path)
+            try:
+                with h5py.File(source, "r") as f:
+                    if path not in f:
+                        return None
+                    return _read_record(f[path])
+            except (FileNotFoundError, OSError):
+                if attempt or source == self.path:
+                    raise StoreError(f"{self.path}: cannot read {path}; is a writer compacting it? Try again.")
+                self._scan_journal()  # a writer folded the journal into the main file meanwhile
+        return None
 
     def children(self, prefix: str) -> list[str]:
         """Names directly under ``prefix`` (main file and journal)."""

@@ -21,11 +21,12 @@ from cryopick.cli.options import emit
 @click.option("--run", "run_id", help="Run id (default: the latest).")
 @click.option("--truth", required=True, help="Ground-truth coordinate file.")
 @click.option("--diameter", help="Particle diameter in pixels (default: the project's).")
+@click.option("--pixel-size", type=float, help="Pixel size in Å, for --diameter in Å (e.g. 150A).")
 @click.option("--match", type=click.Choice(["iou", "distance"]), default="iou", show_default=True)
 @click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True)
 @click.option("--radius", type=float, help="Matching radius in pixels for --match distance (default: diameter/2).")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(picks, project, run_id, truth, diameter, match, iou_threshold, radius, as_json):
+def eval_cmd(picks, project, run_id, truth, diameter, pixel_size, match, iou_threshold, radius, as_json):
     """Score picks against TRUTH with one-to-one matching."""
     from cryopick.config import parse_diameter
     from cryopick.errors import ConfigError
@@ -51,7 +52,7 @@ def eval_cmd(picks, project, run_id, truth, diameter, match, iou_threshold, radi
     truth_sets = {mapping.get(k, k): v for k, v in truth_sets.items()}
     if diameter is None and stored_d is None:
         raise ConfigError("--diameter is required")
-    d = parse_diameter(diameter, None) if diameter else float(stored_d)
+    d = parse_diameter(diameter, pixel_size) if diameter else float(stored_d)
     ev = evaluate(picked, truth_sets, diameter_px=d, candidates=candidates, method=match,
                   iou_threshold=iou_threshold, radius_px=radius)
     r = ev.to_dict()

@@ -29,17 +29,15 @@ def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
     from cryopick.cli.main import get_host
     from cryopick.errors import InputError
     from cryopick.pipeline import open_project
+    from cryopick.runner import export_picks
 
     host = get_host(ctx)
-    writer = host.exporters.load(fmt)
+    host.exporters.get(fmt)
     proj = open_project(project, "r")
     run_id = run_id or proj.latest_run()
     if run_id is None or run_id not in proj.runs():
         raise InputError(f"{project}: no run {run_id!r}; runs: {', '.join(proj.runs()) or 'none'}")
     picks = proj.candidates(run_id) if candidates else proj.picks(run_id)
     info = proj.run_info(run_id)
-    shapes = {n: tuple(m.shape) for n, m in proj.micrographs().items()}
-    layout = {} if per_micrograph is None else {"per_micrograph": per_micrograph}
-    files = writer(picks, out, **layout, box_size=int(round(info.get("diameter_px", 0) or 0)),
-                   shapes=shapes)
+    files = export_picks(proj, host, picks, out, fmt, per_micrograph, info.get("diameter_px", 0) or 0)
     click.echo(f"run {run_id}: wrote {sum(len(p) for p in picks.values())} particles to {len(files)} file(s) in {out}")

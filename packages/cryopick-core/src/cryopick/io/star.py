@@ -107,6 +107,7 @@ def write_star(
     per_micrograph: bool = False,
     box_size: int | None = None,
     shapes: dict[str, tuple[int, int]] | None = None,
+    micrograph_files: dict[str, str] | None = None,
     **_,
 ) -> list[Path]:
     """Write picks as RELION STAR files.
@@ -120,6 +121,9 @@ def write_star(
     per_micrograph : bool
         Write ``<micrograph>_autopick.star`` per micrograph (RELION's layout, no ``rlnMicrographName``
         column) instead of one ``particles.star`` with a ``rlnMicrographName`` column.
+    micrograph_files : dict of str to str, optional
+        Micrograph ID -> the name to write in ``rlnMicrographName`` (for example ``mic_001.mrc``, the
+        micrograph's file name, which is what RELION's micrograph STAR files list); default: the ID.
     box_size, shapes
         Not used by this format.
 
@@ -149,7 +153,8 @@ def write_star(
             starfile.write({"": table(particles, None)}, target, float_format="%.6f", na_rep="nan")
             written.append(target)
         return written
-    frames = [table(p, name) for name, p in picks.items()]
+    files = micrograph_files or {}
+    frames = [table(p, files.get(name, name)) for name, p in picks.items()]
     data = pd.concat(frames, ignore_index=True) if frames else table(Particles.empty(), "")
     target = out / SINGLE_FILE
     starfile.write({"": data}, target, float_format="%.6f", na_rep="nan")
