@@ -104,6 +104,7 @@ def test_registries_exist_for_every_kind():
     host = build_host(load_entry_points=False)
     assert set(host.registries) == set(KINDS)
     assert host.backbones is host.registries["backbone"]
+    assert host.losses is host.registries["loss"]
 
 
 def test_plugin_entry_modules_do_not_import_torch():

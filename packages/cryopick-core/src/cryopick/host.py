@@ -161,11 +161,11 @@ class PluginHost:
         self.registries: dict[str, Registry] = {kind: Registry(kind, self) for kind in KINDS}
 
     def __getattr__(self, attr: str) -> Registry:
-        # host.pickers, host.thresholders, ... (plural of the kind)
-        kind = attr[:-1] if attr.endswith("s") else attr
+        # host.pickers, host.thresholders, host.losses, ... (plural of the kind)
         registries = self.__dict__.get("registries", {})
-        if kind in registries:
-            return registries[kind]
+        for kind in (attr[:-2] if attr.endswith("es") else None, attr[:-1] if attr.endswith("s") else None):
+            if kind in registries:
+                return registries[kind]
         raise AttributeError(attr)
 
     def register(self, plugin: object, name: str, distribution: str = "", version: str = "") -> None:

@@ -65,8 +65,10 @@ class Picker:
 
     Config: ClassVar[type]
     presets: ClassVar[dict[str, dict]] = {}
-    #: ``--threshold`` spec used when the user gives none.
-    default_threshold: ClassVar[str] = "otsu"
+    #: ``--threshold`` spec used when the user gives none. A trained model may set its own on the
+    #: instance in train()/load() (for example a cut-off calibrated on held-out labels); the pipeline
+    #: reads ``self.picker.default_threshold`` after training.
+    default_threshold: str = "otsu"
     #: False for classical pickers that need no training (train() is not called).
     trainable: ClassVar[bool] = True
     #: True when train() cannot work without labelled particles (the pipeline then asks for --labels).
