@@ -4,7 +4,7 @@ The encoder sees only the visible patches (plus a CLS token); a light decoder ge
 tokens back in place, mask tokens elsewhere, and predicts the pixels of every patch. The reconstruction
 loss is the mean squared error over the *masked* patches only. Position embeddings are fixed 2-D sin-cos.
 
-The feature used for similarity scoring (:meth:`MaskedAutoencoderViT.features`) is the mean of the
+The feature used for similarity scoring (:meth:`MaskedAutoencoderViT.features`) is by default the mean of the
 encoder's output patch tokens (after the final layer norm), not the CLS token: the reconstruction loss
 trains the patch tokens directly while the CLS token only receives gradients through attention, and the
 mean over the *visible* tokens of a masked input (what the self-cross similarity loss sees in training)
@@ -190,18 +190,35 @@ class MaskedAutoencoderViT(nn.Module):
         per_patch = ((pred - target) ** 2).mean(dim=-1)
         return (per_patch * mask).sum() / mask.sum().clamp_min(1.0)
 
-    def forward(self, images: torch.Tensor, mask_ratio: float = 0.75, generator: torch.Generator | None = None):
+    def pool(self, latent: torch.Tensor, restore: torch.Tensor | None = None, pooling: str = "mean") -> torch.Tensor:
+        """One feature vector per sample from the encoder output: ``mean`` of the patch tokens, the ``cls``
+        token, or all patch ``tokens`` in patch order, flattened (masked positions zero)."""
+        if pooling == "cls":
+            return latent[:, 0]
+        tokens = latent[:, 1:]
+        if pooling == "mean":
+            return tokens.mean(dim=1)
+        if pooling == "tokens":
+            if restore is not None:
+                b, n, d = tokens.shape
+                full = torch.cat([tokens, tokens.new_zeros(b, restore.shape[1] - n, d)], dim=1)
+                tokens = torch.gather(full, 1, restore[:, :, None].expand(-1, -1, d))
+            return tokens.flatten(1)
+        raise ValueError(f"pooling must be mean, cls or tokens, not {pooling!r}")
+
+    def forward(self, images: torch.Tensor, mask_ratio: float = 0.75, generator: torch.Generator | None = None,
+                pooling: str = "mean"):
         """Masked autoencoding: ``(loss, pred, mask, features)`` with ``features`` the pooled encoder
         output of the visible patches (what the self-cross similarity loss compares)."""
         latent, mask, restore = self.encode(images, mask_ratio, generator)
         pred = self.decode(latent, restore)
         loss = self.reconstruction_loss(images, pred, mask)
-        return loss, pred, mask, latent[:, 1:].mean(dim=1)
+        return loss, pred, mask, self.pool(latent, restore, pooling)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Similarity feature of unmasked inputs: mean of the encoder's patch tokens ``(B, D)``."""
+    def features(self, images: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+        """Similarity feature of unmasked inputs ``(B, D)`` (``(B, L * D)`` for ``tokens``)."""
         latent, _, _ = self.encode(images, 0.0)
-        return latent[:, 1:].mean(dim=1)
+        return self.pool(latent, None, pooling)
 
     def freeze_encoder_blocks(self, count: int) -> None:
         """Freeze the patch embedding, the CLS token and the first ``count`` encoder blocks."""

@@ -56,6 +56,9 @@ class MAEConfig:
     crop_factor: float = 1.5
     #: Normalise each window to zero mean and unit variance before encoding.
     window_norm: bool = True
+    #: Denoising before picking (the paper denoises micrographs first, §4.1.5): Gaussian low-pass whose
+    #: width is this fraction of the particle diameter; 0 turns it off.
+    denoise: float = 0.1
 
     # Pre-training (§3.2.1).
     #: HDF5 weights from ``cryopick mae pretrain``; without one, pre-train on the run's micrographs.
@@ -79,6 +82,12 @@ class MAEConfig:
     scs: bool = True
     #: PU-adjusted SCS, eq. 4-5 (``pu=false``: unadjusted eq. 1-3).
     pu: bool = True
+    #: Feature compared by similarity: ``mean`` of the encoder's patch tokens, the ``cls`` token, or all
+    #: patch ``tokens`` flattened (position-aware: a window matches only when the particle sits where it
+    #: sits in the exemplars).
+    pooling: Literal["mean", "cls", "tokens"] = "mean"
+    #: Compute the SCS features on the masked inputs (the paper) or on a second, unmasked pass.
+    scs_masked: bool = True
     alpha: float = 0.7
     tau: float = 0.02
     beta: float = 5.0
@@ -161,7 +170,10 @@ class MAEPicker(Picker):
         # need no resizing, and the fewest pixels are encoded.
         size = int(self.architecture()["image_size"])
         factor = max(1.0, self.config.crop_factor * diameter_px / size)
-        return [("downsample", {"factor": round(factor, 4)}), ("normalize", {"robust": True})]
+        chain = [("downsample", {"factor": round(factor, 4)})]
+        if self.config.denoise > 0:
+            chain.append(("lowpass", {"sigma_px": round(self.config.denoise * diameter_px / factor, 3)}))
+        return chain + [("normalize", {"robust": True})]
 
     def _reference(self, data: TrainingData):
         labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
@@ -228,11 +240,12 @@ class MAEPicker(Picker):
         history = finetune(model, positives, reference.image, window_px=window, steps=cfg.finetune_steps,
                            lr=cfg.finetune_lr, mask_ratio=cfg.mask_ratio, unlabelled_ratio=cfg.unlabelled_ratio,
                            freeze_blocks=int(round(cfg.freeze_fraction * depth)), scs_loss=loss_fn, beta=cfg.beta,
-                           rng=rng, device=device, window_norm=cfg.window_norm)
+                           rng=rng, device=device, window_norm=cfg.window_norm, scs_masked=cfg.scs_masked,
+                           pooling=cfg.pooling)
         timings["finetune_s"] = time.perf_counter() - start
         self.history["finetune"] = history
 
-        features = encode(model, positives, cfg.batch_size).cpu().numpy()
+        features = encode(model, positives, cfg.batch_size, cfg.pooling).cpu().numpy()
         self._model = model
         self._exemplar_features = torch.from_numpy(features)
         return self._state(model, features, diameter, window, reference.name, timings)
@@ -291,7 +304,7 @@ class MAEPicker(Picker):
             for r0 in progress(range(0, ny, rows_per_batch), desc="mae scoring", total=-(-ny // rows_per_batch)):
                 batch = views[r0: r0 + rows_per_batch].reshape(-1, window, window)
                 x = to_input(batch, model.image_size, cfg.window_norm, device)
-                feats = F.normalize(model.features(x), dim=1)
+                feats = F.normalize(model.features(x, cfg.pooling), dim=1)
                 sim = feats @ exemplars.T
                 s = sim.max(dim=1).values if cfg.match == "max" else sim.mean(dim=1)
                 scores[r0: r0 + rows_per_batch] = s.reshape(-1, nx).float().cpu()

@@ -86,11 +86,12 @@ def region_epochs(regions: np.ndarray, batch: int, rng: np.random.Generator):
 def finetune(model: MaskedAutoencoderViT, positives: torch.Tensor, background: np.ndarray, *, window_px: int,
              steps: int, lr: float, mask_ratio: float, unlabelled_ratio: float, freeze_blocks: int,
              scs_loss: SelfCrossSimilarityLoss | None, beta: float, rng: np.random.Generator, device: str = "cpu",
-             window_norm: bool = True, desc: str = "mae fine-tuning") -> list[dict]:
+             window_norm: bool = True, scs_masked: bool = True, pooling: str = "mean", desc: str = "mae fine-tuning") -> list[dict]:
     """Few-shot fine-tuning (CryoMAE stage 1): every step masks and reconstructs the exemplars
     ``positives`` (``(P, 1, S, S)`` model inputs, rotations included) together with
     ``unlabelled_ratio * P`` fresh random regions of the reference micrograph ``background``, and adds
-    ``beta`` times the self-cross similarity loss of their encoder features (eq. 6). The first
+    ``beta`` times the self-cross similarity loss of their encoder features (eq. 6): of the masked
+    inputs as in the paper (``scs_masked``), or of a second, unmasked pass (the features picking uses). The first
     ``freeze_blocks`` encoder blocks (and the patch embedding) stay fixed."""
     model.to(device).train()
     model.freeze_encoder_blocks(freeze_blocks)
@@ -103,7 +104,9 @@ def finetune(model: MaskedAutoencoderViT, positives: torch.Tensor, background: n
     for _ in progress(range(steps), desc=desc):
         unl = to_input(crop_random(background, n_unl, window_px, rng), model.image_size, window_norm, device)
         x = torch.cat([positives, unl], dim=0)
-        mse, _, _, feats = model(x, mask_ratio)
+        mse, _, _, feats = model(x, mask_ratio, pooling=pooling)
+        if scs_loss is not None and not scs_masked:
+            feats = model.features(x, pooling)
         scs = scs_loss(feats[:n_pos], feats[n_pos:]) if scs_loss is not None else None
         loss = total_loss(mse, scs, beta)
         opt.zero_grad(set_to_none=True)
@@ -118,7 +121,7 @@ def finetune(model: MaskedAutoencoderViT, positives: torch.Tensor, background: n
 
 
 @torch.inference_mode()
-def encode(model: MaskedAutoencoderViT, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
+def encode(model: MaskedAutoencoderViT, inputs: torch.Tensor, batch: int = 256, pooling: str = "mean") -> torch.Tensor:
     """Unmasked features of model inputs, in batches."""
     model.eval()
-    return torch.cat([model.features(inputs[i: i + batch]) for i in range(0, inputs.shape[0], batch)], dim=0)
+    return torch.cat([model.features(inputs[i: i + batch], pooling) for i in range(0, inputs.shape[0], batch)], dim=0)
