@@ -25,12 +25,13 @@ VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "no-scs": {"scs": "false"},  # Table 3, w/o SCS
     "unadjusted-scs": {"pu": "false"},  # Table 3, w/ L_SCS
-    "mean-match": {"match": "mean"},  # Table 5
+    "max-match": {"match": "max"},  # Table 5 (the cpu preset matches by mean, the paper preset by max)
+    "mean-match": {"match": "mean"},
     "stride-0.086": {"stride": "0.086"},  # Table 7: 14 / 28 / 42 / 56 px of ~163 px particles
     "stride-0.26": {"stride": "0.26"},
     "stride-0.34": {"stride": "0.34"},
 }
-QUICK = ["default", "no-scs", "mean-match"]
+QUICK = ["default", "no-scs", "max-match"]
 
 
 def run_variant(settings: dict[str, str], size: int, n_mics: int, diameter: float, snr: float, seed: int,
