@@ -27,3 +27,9 @@ def run_cli(args, cwd, extra_path=None, timeout=600, env_extra=None):
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "cryopick.cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    """``cli(args, cwd, extra_path=None)`` runs the ``cryopick`` command in a subprocess."""
+    return run_cli

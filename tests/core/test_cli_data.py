@@ -1,6 +1,5 @@
 """`cryopick simulate`, `eval` of the truth against itself, and `show` as a user runs them."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,12 +9,6 @@ import pytest
 import starfile
 
 
-@pytest.fixture
-def cli():
-    spec = importlib.util.spec_from_file_location("core_conftest", Path(__file__).with_name("conftest.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.run_cli
 
 
 def test_simulate_is_deterministic_and_eval_of_truth_is_perfect(tmp_path, cli):

@@ -100,10 +100,8 @@ class Pipeline:
         cls: type[Picker] = self.host.pickers.load(picker_name)
         self.device = "cpu"
         if getattr(entry, "requires_torch", False):
-            try:
-                from cryopick.torchutil import resolve_device
-            except ImportError:  # pragma: no cover
-                raise
+            from cryopick.torchutil import resolve_device
+
             try:
                 import torch  # noqa: F401
             except ImportError as exc:

@@ -42,9 +42,7 @@ def run_pipeline(opts: RunOptions, host: PluginHost | None = None) -> dict[str, 
     host = host or build_host()
     # fail fast on an unknown picker, format or setting, before any work
     picker_cls = host.pickers.load(opts.picker)
-    build_config(picker_cls.Config, {k: v for k, v in opts.settings.items() if k != "preset"}
-                 if "preset" not in opts.settings else opts.settings, picker_cls.presets,
-                 owner=f"picker {opts.picker}")
+    build_config(picker_cls.Config, opts.settings, picker_cls.presets, owner=f"picker {opts.picker}")
     host.exporters.get(opts.format)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
