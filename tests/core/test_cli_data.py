@@ -1,7 +1,6 @@
 """`cryopick simulate`, `eval` of the truth against itself, and `show` as a user runs them."""
 
 import json
-from pathlib import Path
 
 import mrcfile
 import numpy as np
