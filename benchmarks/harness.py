@@ -24,7 +24,6 @@ default) also runs ``topaz preprocess/train/extract`` on the same data and label
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
@@ -57,11 +56,10 @@ class Dataset:
 
 
 def sim_datasets(species: list[str], n_mics: int, size: int, particles: int, cache: Path) -> list[Dataset]:
-    from cryopick.simulate import SimulationConfig, simulate_dataset, suite_configs
-
     import hashlib
 
     import cryopick.simulate
+    from cryopick.simulate import SimulationConfig, simulate_dataset, suite_configs
 
     # The simulator's own source is part of the key: a changed simulator makes new data sets.
     code = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(Path(cryopick.simulate.__file__).parent.glob("*.py"))))
@@ -104,7 +102,7 @@ def read_truth(path: Path) -> dict[str, np.ndarray]:
     if isinstance(df, dict):
         df = next(iter(df.values()))
     out: dict[str, list] = {}
-    for name, x, y in zip(df["rlnMicrographName"], df["rlnCoordinateX"], df["rlnCoordinateY"]):
+    for name, x, y in zip(df["rlnMicrographName"], df["rlnCoordinateX"], df["rlnCoordinateY"], strict=True):
         out.setdefault(Path(str(name)).stem, []).append((float(x), float(y)))
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
@@ -200,6 +198,10 @@ def run_cryopick(picker: str, ds: Dataset, work: Path, args) -> dict:
            "--micrographs", str(mic_dir / "*.mrc"), "--labels", str(labels), "--truth", str(ds.truth),
            "--diameter", f"{ds.diameter_px:g}", "--out", str(d / "out"), "--device", args.device,
            "--match", args.match, "--seed", str(args.seed), "--json", *picker_settings(args.set, picker)]
+    if picker == "topaz" and (args.topaz_em_scale or getattr(args, "topaz_exe_found", None)) and not any(
+            "target_diameter_px" in a for a in picker_settings(args.set, picker)):
+        # Side by side with topaz-em: the same (integer) downsampling factor on both sides.
+        cmd += ["--set", f"target_diameter_px={ds.diameter_px / topaz_scale(ds):.6g}"]
     rc, out, wall, peak = timed_subprocess(cmd, d / "run.log", args.timeout)
     row = {"dataset": ds.name, "picker": picker, "n_train": len(train), "n_eval": len(held),
            "labels": f"{shots} exemplars" if shots else f"truth of {len(train)} mic(s)",
@@ -222,12 +224,52 @@ def run_cryopick(picker: str, ds: Dataset, work: Path, args) -> dict:
             "total_s": t.get("total"), "times_s": t, "picks_per_micrograph": s.get("picks_per_micrograph")}
 
 
-def find_topaz() -> str | None:
+def find_topaz(explicit: str | None = None) -> str | None:
+    """The ``topaz`` executable: ``--topaz-exe``, else on PATH, else beside this Python."""
+    if explicit:
+        return explicit if Path(explicit).exists() else None
     exe = shutil.which("topaz")
     if exe is None:
         cand = Path(sys.executable).parent / "topaz"
         exe = str(cand) if cand.exists() else None
     return exe
+
+
+def topaz_scale(ds: Dataset) -> int:
+    """topaz-em's integer downsampling factor: particles about 24 px wide, as cryopick-topaz aims for."""
+    return max(1, int(round(ds.diameter_px / 24)))
+
+
+def topaz_config(args):
+    """cryopick-topaz's effective config under this run's ``--set topaz:...`` (and the automatic preset)."""
+    from cryopick.config import build_config, parse_settings
+    from cryopick_topaz.picker import PRESETS, TopazConfig, TopazPicker
+
+    settings = parse_settings(kv for s in args.set for name, _, kv in [s.partition(":")] if name == "topaz")
+    if "preset" not in settings:
+        preset = TopazPicker.default_preset("cuda" if _topaz_device(args.device) != "-1" else "cpu")
+        if preset:
+            settings["preset"] = preset
+    return build_config(TopazConfig, settings, PRESETS, owner="topaz")
+
+
+_TOPAZ_METHOD = {"ge-binomial": "GE-binomial", "ge-kl": "GE-KL", "nnpu": "PU", "pn": "PN"}
+
+
+def topaz_em_train_args(cfg, n_labels: int, per_mic: float) -> list[str]:
+    """``topaz train`` options equal to cryopick-topaz's config ``cfg`` (matched settings)."""
+    gamma = cfg.autoencoder
+    if gamma is None:  # cryopick-topaz's automatic rule (paper Fig. 5b)
+        gamma = 10.0 / n_labels if n_labels <= 250 else 0.0
+    out = ["-m", cfg.backbone, "--units", str(cfg.units), "-r", f"{cfg.radius:g}",
+           "--method", _TOPAZ_METHOD[cfg.loss], "--autoencoder", f"{gamma:g}", "--l2", f"{cfg.weight_decay:g}",
+           "--learning-rate", f"{cfg.learning_rate:g}", "--minibatch-size", str(cfg.minibatch),
+           "--minibatch-balance", f"{cfg.balance:g}", "--epoch-size", str(cfg.epoch_size),
+           "--num-epochs", str(cfg.epochs), "--no-pretrained",
+           "-n", f"{cfg.expected_particles if cfg.expected_particles is not None else per_mic:g}"]
+    if cfg.slack is not None:
+        out += ["--slack", f"{cfg.slack:g}"]
+    return out
 
 
 def _topaz_device(device: str) -> str:
@@ -254,8 +296,8 @@ def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
         shutil.rmtree(d)
     (d / "processed").mkdir(parents=True)
     train, held = write_labels(ds, args.exemplars or None, args.seed, d / "labels.star")
-    # Topaz works on downsampled micrographs: aim for a particle radius of about 10-15 px.
-    scale = max(1, int(round(ds.diameter_px / 24)))
+    scale = topaz_scale(ds)
+    cfg = topaz_config(args)
     truth = read_truth(ds.truth)
     labels = read_truth(d / "labels.star")
     with open(d / "processed" / "train_targets.txt", "w") as f:
@@ -268,18 +310,20 @@ def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
         f.write("image_name\tpath\n")
         for stem in labels:
             f.write(f"{stem}\t{d / 'processed' / (stem + '.mrc')}\n")
-    radius = max(2, int(round(ds.diameter_px / 2 / scale)))
-    per_mic = int(np.mean([len(truth.get(m.stem, [])) for m in ds.micrographs]) or 100)
-    epochs = "3" if args.quick else "10"
+    # Extraction (NMS) radius: cryopick-topaz's nms_fraction x diameter, in downsampled pixels.
+    radius = max(1, int(round(cfg.nms_fraction * ds.diameter_px / scale)))
+    n_labels = sum(len(xy) for xy in labels.values())
+    per_mic = n_labels / max(1, len(labels))  # cryopick-topaz's default expected_particles
     steps = [
         [exe, "preprocess", "-s", str(scale), "-o", str(d / "processed"), *map(str, ds.micrographs)],
-        [exe, "train", "-n", str(per_mic), "--num-workers", "0", "--device", _topaz_device(args.device),
-         "--num-epochs", epochs, "--train-images", str(d / "processed" / "train_images.txt"),
+        [exe, "train", "--num-workers", "0", "--device", _topaz_device(args.device),
+         *topaz_em_train_args(cfg, n_labels, per_mic),
+         "--train-images", str(d / "processed" / "train_images.txt"),
          "--train-targets", str(d / "processed" / "train_targets.txt"),
          "--save-prefix", str(d / "model"), "-o", str(d / "train_log.txt")],
     ]
     times, peak, wall_total = {}, 0.0, 0.0
-    for name, cmd in zip(("preprocess", "train"), steps):
+    for name, cmd in zip(("preprocess", "train"), steps, strict=True):
         rc, _, wall, pk = timed_subprocess(cmd, d / f"{name}.log", args.timeout)
         times[name], peak, wall_total = wall, max(peak, pk or 0), wall_total + wall
         if rc != 0:
@@ -288,6 +332,7 @@ def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
     models = sorted(d.glob("model_epoch*.sav"), key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
     processed = [str(d / "processed" / f"{m.stem}.mrc") for m in ds.micrographs]
     cmd = [exe, "extract", "-r", str(radius), "-x", str(scale), "-m", str(models[-1]),
+           "-t", f"{args.topaz_extract_threshold:g}", "-d", _topaz_device(args.device),
            "-o", str(d / "predicted.txt"), *processed]
     rc, _, wall, pk = timed_subprocess(cmd, d / "extract.log", args.timeout)
     times["extract"], peak = wall, max(peak, pk or 0)
@@ -308,7 +353,9 @@ def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
             "labels": f"truth of {len(train)} mic(s)", "ap": ev["average_precision"], "f1": ev["f1"],
             "precision": ev["precision"], "recall": ev["recall"], "best_f1": ev["best_f1"],
             "train_s": round(times["train"], 2), "pick_s_per_mic": round((times["preprocess"] + times["extract"]) / n, 3),
-            "peak_rss_mib": round(peak, 1), "wall_s": round(wall_total + wall, 2), "device": args.device}
+            "peak_rss_mib": round(peak, 1), "wall_s": round(wall_total + wall, 2), "device": args.device,
+            "times_s": {k: round(v, 2) for k, v in times.items()}, "scale": scale, "extract_radius": radius,
+            "commands": [" ".join(c) for c in steps + [cmd]]}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -374,7 +421,7 @@ def table(rows: list[dict]) -> str:
         for kind in ("sim", "real"):
             sel = [r for r in ok if r["picker"] == picker and r["dataset"].startswith(kind + ":")]
             if len(sel) > 1:
-                mean = lambda k: float(np.mean([r[k] for r in sel]))  # noqa: E731
+                mean = lambda k, sel=sel: float(np.mean([r[k] for r in sel]))  # noqa: E731
                 lines.append("| " + " | ".join([
                     f"**{kind} mean ({len(sel)})**", picker, "", "", fmt(mean("ap")), fmt(mean("f1")),
                     fmt(mean("precision")), fmt(mean("recall")), fmt(mean("best_f1")), fmt(mean("train_s"), ".1f"),
@@ -411,6 +458,13 @@ def parse_args(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="PICKER:KEY=VALUE",
                    help="picker setting passed as --set KEY=VALUE to that picker (repeatable)")
     p.add_argument("--peers", default="topaz-em", help="peer programs to run when installed ('none' to skip)")
+    p.add_argument("--topaz-exe", default=None, metavar="PATH",
+                   help="topaz-em's topaz executable (default: topaz on PATH); see benchmarks/topaz_em_env.sh")
+    p.add_argument("--topaz-em-scale", action="store_true",
+                   help="run cryopick-topaz at topaz-em's integer downsampling factor even without the peer "
+                        "(automatic when topaz-em runs)")
+    p.add_argument("--topaz-extract-threshold", type=float, default=-6.0,
+                   help="topaz extract -t: lowest logit extracted (topaz-em's default -6)")
     p.add_argument("--match", choices=["iou", "distance"], default="iou")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -446,10 +500,15 @@ def main(argv=None) -> int:
     peers = [] if args.peers in ("", "none") else [p.strip() for p in args.peers.split(",")]
     topaz_exe = None
     if "topaz-em" in peers:
-        topaz_exe = find_topaz()
+        topaz_exe = find_topaz(args.topaz_exe)
         if topaz_exe is None:
             notes.append("topaz-em not installed: skipped")
+        elif "topaz" in pickers:
+            notes.append(f"topaz-em: {topaz_exe}; cryopick-topaz runs at topaz-em's integer downsampling factor "
+                         "(target_diameter_px = diameter / factor) and topaz-em at cryopick-topaz's settings")
+        if notes and "topaz-em" in notes[-1]:
             print(notes[-1], file=sys.stderr)
+    args.topaz_exe_found = topaz_exe
 
     tmp = None
     work = args.work
