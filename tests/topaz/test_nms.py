@@ -18,7 +18,7 @@ def test_nms_radius_from_diameter():
         m = np.maximum(m, h - ((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
     picks = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16).above(-7)  # radius 8
     assert len(picks) == 2
-    assert list(zip(picks.x, picks.y)) == [(20, 20), (45, 40)]
+    assert list(zip(picks.x, picks.y, strict=True)) == [(20, 20), (45, 40)]
     np.testing.assert_allclose(picks.score, [5.0, 4.0])  # the logit is the score, best first
     # With a smaller diameter (radius 4) the neighbour survives.
     assert len(_picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=8).above(-7)) == 3

@@ -84,7 +84,7 @@ def fit_gmm(values: np.ndarray, prior: tuple[float, float] = (900.0, 1.0), max_i
     prev = np.full((len(_STARTS), 1), -np.inf)
     iterations = 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for iterations in range(1, max_iter + 1):
+        for iterations in range(1, max_iter + 1):  # noqa: B007 (returned)
             lb, lf = log_components(mu_b, mu_f, var, w)
             m = np.maximum(lb, lf)
             log_mix = m + np.log(np.exp(lb - m) + np.exp(lf - m))

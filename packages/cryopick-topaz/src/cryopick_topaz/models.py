@@ -24,6 +24,7 @@ centre-cropped (and projected by a 1x1 convolution when the width or stride chan
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -227,23 +228,58 @@ class Decoder(nn.Module):
         return F.interpolate(out, size=(self.size, self.size), mode="bilinear", align_corners=False)
 
 
+def _fold_bn(conv: Conv, bn: nn.BatchNorm2d) -> None:
+    """Fold eval-mode batch normalisation ``bn`` into the preceding convolution ``conv`` (in place)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    weight = conv.conv.weight * scale[:, None, None, None]
+    bias = bn.bias - bn.running_mean * scale
+    if conv.conv.bias is not None:
+        bias = bias + conv.conv.bias * scale
+    new = nn.Conv2d(conv.conv.in_channels, conv.conv.out_channels, conv.kernel, stride=conv.stride,
+                    dilation=conv.dilation, bias=True)
+    new.weight.data.copy_(weight)
+    new.bias.data.copy_(bias)
+    conv.conv = new
+
+
+@torch.no_grad()
+def inference_copy(model: Classifier, channels_last: bool = True) -> Classifier:
+    """A copy of ``model`` for scoring: batch normalisation folded into the convolutions (eval statistics),
+    channels-last memory layout (faster dilated convolutions on CPU), eval mode. Same logits up to
+    float rounding."""
+    fused = copy.deepcopy(model).eval()
+    for m in fused.modules():
+        if isinstance(m, ConvBlock) and isinstance(m.bn, nn.BatchNorm2d):
+            _fold_bn(m.conv, m.bn)
+            m.bn = nn.Identity()
+        elif isinstance(m, ResidA) and isinstance(m.bn0, nn.BatchNorm2d):
+            _fold_bn(m.conv0, m.bn0)
+            _fold_bn(m.conv1, m.bn1)
+            m.bn0, m.bn1 = nn.Identity(), nn.Identity()
+    if channels_last:
+        fused = fused.to(memory_format=torch.channels_last)
+    return fused
+
+
 @torch.inference_mode()
 def score_map(model: Classifier, image: np.ndarray, tile: int = 512, batch: int = 4, device: str = "cpu",
-              pad_mode: str = "constant") -> np.ndarray:
+              pad_mode: str = "constant", fuse: bool = True) -> np.ndarray:
     """Per-pixel logits of ``model`` on ``image`` (same shape), computed in fill mode tile by tile.
 
     The image is padded by the receptive-field radius (zeros: the background mean after GMM
     normalisation); each output tile of ``tile`` x ``tile`` pixels reads an input window larger by the
     radius on every side, so tiles are independent and stitch exactly. Tiles are batched ``batch`` at a
-    time. The model is left in eval mode, fill off.
+    time. With ``fuse`` the scoring runs on :func:`inference_copy` (batch normalisation folded, channels-last
+    on CPU); ``model`` itself is not changed (left in its own mode, fill off).
     """
     was_training = model.training
-    model.eval()
-    model.set_fill(True)
+    net = inference_copy(model, channels_last=not str(device).startswith("cuda")) if fuse else model
+    net.eval()
+    net.set_fill(True)
     try:
         img = np.asarray(image, dtype=np.float32)
         h, w = img.shape
-        r = model.radius
+        r = net.radius
         th, tw = min(tile, h), min(tile, w)
         ny, nx = math.ceil(h / th), math.ceil(w / tw)
         # Pad so that every tile's window exists: radius on the left/top, radius + the rest on the right.
@@ -252,13 +288,15 @@ def score_map(model: Classifier, image: np.ndarray, tile: int = 512, batch: int 
         src = torch.from_numpy(padded)
         out = np.empty((ny * th, nx * tw), dtype=np.float32)
         coords = [(i * th, j * tw) for i in range(ny) for j in range(nx)]
+        layout = torch.channels_last if fuse and not str(device).startswith("cuda") else torch.contiguous_format
         for k in range(0, len(coords), batch):
             chunk = coords[k: k + batch]
             x = torch.stack([src[y0: y0 + th + 2 * r, x0: x0 + tw + 2 * r] for y0, x0 in chunk])[:, None]
-            logits = model(x.to(device))[:, 0].float().cpu().numpy()
-            for (y0, x0), lg in zip(chunk, logits):
+            logits = net(x.to(device).contiguous(memory_format=layout))[:, 0].float().cpu().numpy()
+            for (y0, x0), lg in zip(chunk, logits, strict=True):
                 out[y0: y0 + th, x0: x0 + tw] = lg
         return out[:h, :w]
     finally:
-        model.set_fill(False)
-        model.train(was_training)
+        net.set_fill(False)
+        if net is model:
+            model.train(was_training)

@@ -89,7 +89,7 @@ class CropSampler:
         k = self.rng.integers(0, cum[-1], n)
         which = np.searchsorted(cum, k, side="right")
         local = k - np.concatenate([[0], cum[:-1]])[which]
-        flat = np.array([self.pos[m][i] for m, i in zip(which, local)], dtype=np.int64)
+        flat = np.array([self.pos[m][i] for m, i in zip(which, local, strict=True)], dtype=np.int64)
         return self._gather(which, flat)
 
     def unlabelled(self, n: int) -> np.ndarray:
@@ -97,7 +97,7 @@ class CropSampler:
         which = self.rng.choice(len(self.n_pix), size=n, p=p)
         flat = (self.rng.random(n) * self.n_pix[which]).astype(np.int64)
         for _ in range(100):  # resample the few draws that landed on positives
-            hit = np.array([self.masks[m].flat[f] for m, f in zip(which, flat)], dtype=bool)
+            hit = np.array([self.masks[m].flat[f] for m, f in zip(which, flat, strict=True)], dtype=bool)
             if not hit.any():
                 break
             flat[hit] = (self.rng.random(hit.sum()) * self.n_pix[which[hit]]).astype(np.int64)
