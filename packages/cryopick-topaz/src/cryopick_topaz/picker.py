@@ -73,6 +73,9 @@ class TopazConfig:
     epochs: int = 10
     #: Random rotations (0-360) and flips of training crops.
     augment: bool = True
+    #: Also draw unlabelled crops from the micrographs without labels (the paper's PU setting draws them from
+    #: all micrographs); pi is then the positive fraction over all of them.
+    use_unlabelled: bool = False
     #: Fraction of labelled micrographs held out for validation (when there are >= 2).
     validation_fraction: float = 0.2
     #: NMS disk radius as a fraction of the particle diameter.
@@ -182,8 +185,13 @@ class TopazPicker(Picker):
         crop = int(math.ceil(rf * math.sqrt(2))) | 1 if cfg.augment else rf
 
         masks = [positive_mask(it.image.shape, it.labels, cfg.radius) for it in train_items]
-        sampler = CropSampler([it.image for it in train_items], masks, crop, rng)
-        pixels = float(np.mean([it.image.size for it in train_items]))
+        images = [it.image for it in train_items]
+        extra = [it for it in data.unlabelled if it.image is not None] if cfg.use_unlabelled else []
+        # Micrographs without labels: unlabelled crops only (an all-false mask: no positives drawn there).
+        masks += [np.zeros(it.image.shape, dtype=bool) for it in extra]
+        images += [it.image for it in extra]
+        sampler = CropSampler(images, masks, crop, rng)
+        pixels = float(np.mean([im.size for im in images]))
         expected = cfg.expected_particles
         if expected is None:
             expected = sum(len(it.labels) for it in train_items) / len(train_items)
@@ -247,6 +255,7 @@ class TopazPicker(Picker):
         self.info = {"threshold": cutoff, "pi": pi, "pi_unlabelled": pi_u, "expected_particles": expected, "autoencoder": gamma,
                      "best_epoch": best_epoch, "history": history, "receptive_field": rf,
                      "train_micrographs": [it.name for it in train_items],
+                     "unlabelled_micrographs": [it.name for it in extra],
                      "validation_micrographs": [it.name for it in val_items]}
         return ModelState(arrays=state_dict_to_arrays(model),
                           config={"picker": "topaz", "config": config_to_dict(cfg), "training": self.info})
