@@ -286,11 +286,26 @@ def _topaz_device(device: str) -> str:
     return "-1"
 
 
-def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
-    """``topaz preprocess`` -> ``train`` -> ``extract`` on the same data and labels; scored by cryopick.metrics."""
+def score_topaz_em(predicted: Path, truth: dict, held: list[str], diameter_px: float, match: str) -> dict:
+    """Score ``topaz extract`` output (image_name, x, y, score) on the held-out micrographs: AP over all
+    extracted candidates, F1 at logit 0 (posterior 0.5), best F1 over all cuts."""
     from cryopick.metrics import evaluate
     from cryopick.particles import Particles
 
+    picks: dict[str, list] = {}
+    for line in predicted.read_text().splitlines()[1:]:
+        name, x, y, score = line.split("\t")[:4]
+        picks.setdefault(name, []).append((float(x), float(y), float(score)))
+    to_p = lambda a: Particles(a[:, 0], a[:, 1], a[:, 2])  # noqa: E731
+    cand = {s: to_p(np.asarray(picks.get(s, np.zeros((0, 3))), dtype=float).reshape(-1, 3)) for s in held}
+    thr = 0.0  # topaz scores are logits; 0 = probability 0.5
+    sel = {s: p.subset(np.flatnonzero(p.score >= thr)) for s, p in cand.items()}
+    tr = {s: Particles(truth[s][:, 0], truth[s][:, 1]) if s in truth else Particles.empty() for s in held}
+    return evaluate(sel, tr, diameter_px=diameter_px, candidates=cand, method=match).to_dict()
+
+
+def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
+    """``topaz preprocess`` -> ``train`` -> ``extract`` on the same data and labels; scored by cryopick.metrics."""
     d = work / ds.name.replace(":", "_") / "topaz-em"
     if d.exists():
         shutil.rmtree(d)
@@ -338,16 +353,7 @@ def run_topaz_em(exe: str, ds: Dataset, work: Path, args) -> dict:
     times["extract"], peak = wall, max(peak, pk or 0)
     if rc != 0:
         return {"dataset": ds.name, "picker": "topaz-em", "status": f"failed at extract (exit {rc})"}
-    picks: dict[str, list] = {}
-    for line in (d / "predicted.txt").read_text().splitlines()[1:]:
-        name, x, y, score = line.split("\t")[:4]
-        picks.setdefault(name, []).append((float(x), float(y), float(score)))
-    to_p = lambda a: Particles(a[:, 0], a[:, 1], a[:, 2])  # noqa: E731
-    cand = {s: to_p(np.asarray(picks.get(s, np.zeros((0, 3))), dtype=float).reshape(-1, 3)) for s in held}
-    thr = 0.0  # topaz scores are logits; 0 = probability 0.5
-    sel = {s: p.subset(np.flatnonzero(p.score >= thr)) for s, p in cand.items()}
-    tr = {s: Particles(truth[s][:, 0], truth[s][:, 1]) if s in truth else Particles.empty() for s in held}
-    ev = evaluate(sel, tr, diameter_px=ds.diameter_px, candidates=cand, method=args.match).to_dict()
+    ev = score_topaz_em(d / "predicted.txt", truth, held, ds.diameter_px, args.match)
     n = len(ds.micrographs)
     return {"dataset": ds.name, "picker": "topaz-em", "status": "ok", "n_train": len(train), "n_eval": len(held),
             "labels": f"truth of {len(train)} mic(s)", "ap": ev["average_precision"], "f1": ev["f1"],
