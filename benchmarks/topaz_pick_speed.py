@@ -43,7 +43,7 @@ def rss_child(size: int, units: int, tile: int, batch: int) -> None:
     import torch
 
     from cryopick_topaz.models import build_backbone, score_map
-    from cryopick_topaz.nms import peak_local_max
+    from cryopick.nms import peak_local_max
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = build_backbone("resnet8", units).eval()

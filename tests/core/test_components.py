@@ -112,3 +112,16 @@ def test_settings_parsing():
     assert parse_diameter("150A", 1.5) == 100.0
     with pytest.raises(ConfigError, match="pixel size"):
         parse_diameter("150A", None)
+
+
+@pytest.mark.parametrize("radius", [1.0, 1.5, 2.9, 3.0, 7.5, 15.0, 15.7])
+def test_disk_maximum_filter_equals_footprint_filter(radius):
+    """The separable disk maximum used by peak_local_max equals a plain footprint dilation."""
+    from scipy import ndimage
+
+    from cryopick.nms import disk_footprint, disk_maximum_filter
+
+    rng = np.random.default_rng(int(radius * 10))
+    s = ndimage.gaussian_filter(rng.normal(size=(97, 83)).astype(np.float32), 2)
+    ref = ndimage.maximum_filter(s, footprint=disk_footprint(radius), mode="constant", cval=-np.inf)
+    np.testing.assert_array_equal(disk_maximum_filter(s, radius), ref)

@@ -5,6 +5,8 @@ Used by the DoG picker and by plugins (Topaz extraction) that score every pixel.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -12,9 +14,38 @@ from cryopick.particles import Particles
 
 
 def disk_footprint(radius: float) -> np.ndarray:
+    """Boolean ``(2r+1, 2r+1)`` mask of the digital disk ``dx^2 + dy^2 <= radius^2``."""
     r = int(np.floor(radius))
     yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
     return (xx ** 2 + yy ** 2) <= radius ** 2
+
+
+def disk_maximum_filter(image: np.ndarray, radius: float) -> np.ndarray:
+    """Maximum of ``image`` over the disk ``dx^2 + dy^2 <= radius^2`` around each pixel (outside = -inf),
+    equal to ``ndimage.maximum_filter`` with :func:`disk_footprint` but O(radius) instead of O(radius^2)
+    per pixel (~0.1 s instead of ~1.6 s for a 1024^2 map at radius 15).
+
+    The digital disk is the union over ``dy = 0..floor(radius)`` of the rectangles of half-height ``dy`` and
+    half-width ``floor(sqrt(radius^2 - dy^2))``; the vertical running maximum is grown one row at a time."""
+    img = np.asarray(image, dtype=np.float32)
+    r = int(math.floor(max(radius, 0.0)))
+    h, w = img.shape
+    pad = np.full((h + 2 * r, w), -np.inf, dtype=np.float32)
+    pad[r: r + h] = img
+    vert = img.copy()  # running maximum over rows y-dy..y+dy
+    out = np.full_like(img, -np.inf)
+    for dy in range(r + 1):
+        if dy:
+            np.maximum(vert, pad[r - dy: r - dy + h], out=vert)
+            np.maximum(vert, pad[r + dy: r + dy + h], out=vert)
+        half = int(math.floor(math.sqrt(max(radius * radius - dy * dy, 0.0)) + 1e-9))
+        if dy < r:  # the next rectangle has the same half-width: skip this one (it is contained)
+            nxt = int(math.floor(math.sqrt(max(radius * radius - (dy + 1) ** 2, 0.0)) + 1e-9))
+            if nxt == half:
+                continue
+        rect = ndimage.maximum_filter1d(vert, 2 * half + 1, axis=1, mode="constant", cval=-np.inf)
+        np.maximum(out, rect, out=out)
+    return out
 
 
 def peak_local_max(score_map: np.ndarray, radius: float, threshold: float = -np.inf,
@@ -22,12 +53,11 @@ def peak_local_max(score_map: np.ndarray, radius: float, threshold: float = -np.
     """Local maxima of ``score_map`` that are the largest value within a disk of ``radius`` pixels.
 
     Equivalent to greedy NMS with a disk of ``radius`` for well-separated peaks, but computed with one
-    grey-scale dilation (no Python loop over pixels). Plateaus keep one pixel. Returns candidates in
+    grey-scale dilation (:func:`disk_maximum_filter`, no Python loop over pixels). Plateaus keep one pixel. Returns candidates in
     the map's pixel coordinates, sorted by score (highest first).
     """
     score_map = np.asarray(score_map, dtype=np.float32)
-    footprint = disk_footprint(max(radius, 1.0))
-    dilated = ndimage.maximum_filter(score_map, footprint=footprint, mode="constant", cval=-np.inf)
+    dilated = disk_maximum_filter(score_map, max(radius, 1.0))
     peaks = (score_map == dilated) & (score_map >= threshold) & np.isfinite(score_map)
     if exclude_border > 0:
         b = int(np.ceil(exclude_border))

@@ -34,10 +34,10 @@ import attrs
 import numpy as np
 
 from cryopick.config import config_to_dict
+from cryopick.nms import peak_local_max
 from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
-from cryopick_topaz.nms import peak_local_max
 
 
 @attrs.define
