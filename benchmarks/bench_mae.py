@@ -25,7 +25,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "no-scs": {"scs": "false"},  # Table 3, w/o SCS
     "unadjusted-scs": {"pu": "false"},  # Table 3, w/ L_SCS
-    "max-match": {"match": "max"},  # Table 5 (the cpu preset matches by mean, the paper preset by max)
+    "max-match": {"match": "max"},  # Table 5 (both presets match by max, the paper's default)
     "mean-match": {"match": "mean"},
     "stride-0.086": {"stride": "0.086"},  # Table 7: 14 / 28 / 42 / 56 px of ~163 px particles
     "stride-0.26": {"stride": "0.26"},

@@ -42,8 +42,8 @@ def rss_child(size: int, units: int, tile: int, batch: int) -> None:
     """Score one random ``size``^2 preprocessed micrograph; print peak RSS (MiB) and seconds as JSON."""
     import torch
 
-    from cryopick_topaz.models import build_backbone, score_map
     from cryopick.nms import peak_local_max
+    from cryopick_topaz.models import build_backbone, score_map
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = build_backbone("resnet8", units).eval()

@@ -4,12 +4,7 @@ import json
 
 import mrcfile
 import numpy as np
-import pytest
 import starfile
-
-
-
-
 
 
 def test_demo_run_with_dog_prints_precision_recall(tmp_path, cli):

@@ -8,8 +8,6 @@ import pytest
 import starfile
 
 
-
-
 def test_simulate_is_deterministic_and_eval_of_truth_is_perfect(tmp_path, cli):
     args = ["simulate", "--n", "2", "--size", "256", "--particles", "10", "--diameter", "24", "--seed", "5"]
     assert cli([*args, "--out", "a"], cwd=tmp_path).returncode == 0

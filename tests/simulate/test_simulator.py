@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from cryopick.simulate import (
-    DEMO_CONFIG, SUITE, SimulationConfig, make_demo, simulate_dataset, simulate_layers, simulate_micrograph,
+    DEMO_CONFIG,
+    SUITE,
+    SimulationConfig,
+    make_demo,
+    simulate_dataset,
+    simulate_layers,
+    simulate_micrograph,
     suite_configs,
 )
 from cryopick.simulate.ctf import ctf_values, ctf_zeros

@@ -226,8 +226,7 @@ def build_host(load_entry_points: bool = True, disabled: set[str] | None = None,
                plugins: list[tuple[str, object]] | None = None) -> PluginHost:
     """A fresh host with the core plugin, every ``cryopick`` entry point (unless ``load_entry_points`` is
     False) and any extra ``(name, plugin)`` pairs (for tests)."""
-    from cryopick import __version__
-    from cryopick import plugin as core_plugin
+    from cryopick import __version__, plugin as core_plugin
 
     host = PluginHost()
     disabled = _disabled_from_env() if disabled is None else set(disabled)

@@ -14,7 +14,12 @@ from cryopick.errors import InputError
 from cryopick.host import PluginHost, build_host
 from cryopick.particles import Particles
 from cryopick.pipeline import (
-    Pipeline, RunOptions, expand_micrographs, import_labels, import_micrographs, open_project,
+    Pipeline,
+    RunOptions,
+    expand_micrographs,
+    import_labels,
+    import_micrographs,
+    open_project,
 )
 from cryopick.project import Project
 

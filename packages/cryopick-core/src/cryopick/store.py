@@ -293,9 +293,9 @@ class ProjectStore:
                     if path not in f:
                         return None
                     return _read_record(f[path])
-            except (FileNotFoundError, OSError):
+            except (FileNotFoundError, OSError) as exc:
                 if attempt or source == self.path:
-                    raise StoreError(f"{self.path}: cannot read {path}; is a writer compacting it? Try again.")
+                    raise StoreError(f"{self.path}: cannot read {path}; is a writer compacting it? Try again.") from exc
                 self._scan_journal()  # a writer folded the journal into the main file meanwhile
         return None
 

@@ -32,7 +32,17 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 def _add_commands(group: click.Group) -> None:
     from cryopick.cli import (
-        eval as eval_cmd, export, import_, init, pick, plugins, preprocess, run, show, simulate, train,
+        eval as eval_cmd,
+        export,
+        import_,
+        init,
+        pick,
+        plugins,
+        preprocess,
+        run,
+        show,
+        simulate,
+        train,
     )
 
     for module, name in ((init, "init"), (import_, "import_cmd"), (preprocess, "preprocess"), (train, "train"),

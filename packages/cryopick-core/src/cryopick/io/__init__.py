@@ -6,11 +6,15 @@ Coordinates: :func:`read_coordinates`, :func:`write_coordinates`, :func:`check_i
 writers live in :mod:`cryopick.io.star`, ``.box``, ``.txt``, ``.csv`` and ``.cs``.
 """
 
-from cryopick.io.coords import check_inside as check_inside
-from cryopick.io.coords import read_coordinates as read_coordinates
-from cryopick.io.coords import write_coordinates as write_coordinates
-from cryopick.io.micrographs import MicrographInfo as MicrographInfo
-from cryopick.io.micrographs import micrograph_name as micrograph_name
-from cryopick.io.micrographs import read_micrograph as read_micrograph
-from cryopick.io.micrographs import read_micrograph_info as read_micrograph_info
+from cryopick.io.coords import (
+    check_inside as check_inside,
+    read_coordinates as read_coordinates,
+    write_coordinates as write_coordinates,
+)
+from cryopick.io.micrographs import (
+    MicrographInfo as MicrographInfo,
+    micrograph_name as micrograph_name,
+    read_micrograph as read_micrograph,
+    read_micrograph_info as read_micrograph_info,
+)
 from cryopick.io.names import match_names as match_names

@@ -9,14 +9,17 @@ Examples
 """
 
 from cryopick.simulate.config import SimulationConfig as SimulationConfig
-from cryopick.simulate.micrograph import MicrographLayers as MicrographLayers
-from cryopick.simulate.micrograph import SimulatedMicrograph as SimulatedMicrograph
-from cryopick.simulate.micrograph import simulate_layers as simulate_layers
-from cryopick.simulate.micrograph import simulate_micrograph as simulate_micrograph
-from cryopick.simulate.species import SUITE as SUITE
-from cryopick.simulate.species import Species as Species
-from cryopick.simulate.suite import DEMO_CONFIG as DEMO_CONFIG
-from cryopick.simulate.suite import SimulatedDataset as SimulatedDataset
-from cryopick.simulate.suite import make_demo as make_demo
-from cryopick.simulate.suite import simulate_dataset as simulate_dataset
-from cryopick.simulate.suite import suite_configs as suite_configs
+from cryopick.simulate.micrograph import (
+    MicrographLayers as MicrographLayers,
+    SimulatedMicrograph as SimulatedMicrograph,
+    simulate_layers as simulate_layers,
+    simulate_micrograph as simulate_micrograph,
+)
+from cryopick.simulate.species import SUITE as SUITE, Species as Species
+from cryopick.simulate.suite import (
+    DEMO_CONFIG as DEMO_CONFIG,
+    SimulatedDataset as SimulatedDataset,
+    make_demo as make_demo,
+    simulate_dataset as simulate_dataset,
+    suite_configs as suite_configs,
+)

@@ -46,7 +46,7 @@ class SimulatedDataset:
     config: SimulationConfig
 
 
-def truth_table(micrographs) -> "pandas.DataFrame":  # noqa: F821
+def truth_table(micrographs) -> pandas.DataFrame:  # noqa: F821
     """RELION-style table of the labelled particles of simulated micrographs."""
     import pandas as pd
 
