@@ -10,6 +10,9 @@ simulated_micrograph
     A small simulated micrograph with known truth (``cryopick.simulate``).
 tiny_demo
     The built-in demo data set written to a temporary folder.
+one_torch_thread
+    Runs the test with one torch thread (deterministic, and immune to OpenMP slow-downs on a busy
+    machine); skips it when torch is not installed. Plugins make it autouse in their ``conftest.py``.
 
 Helpers
 -------
@@ -87,3 +90,12 @@ def check_picker_contract(host, name: str, image: np.ndarray, labels, diameter_p
     assert np.all(np.isfinite(cands.score))
     assert np.all(cands.inside(pre.image.shape))
     return cands.scaled((1 / factor[0], 1 / factor[1]))
+
+
+@pytest.fixture
+def one_torch_thread():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
