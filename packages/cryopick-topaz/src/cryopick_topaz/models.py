@@ -258,6 +258,7 @@ def inference_copy(model: Classifier, channels_last: bool = True) -> Classifier:
             m.bn0, m.bn1 = nn.Identity(), nn.Identity()
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
+    fused.channels_last = channels_last  # score_map feeds tiles in the same layout
     return fused
 
 
@@ -270,10 +271,12 @@ def score_map(model: Classifier, image: np.ndarray, tile: int = 512, batch: int 
     normalisation); each output tile of ``tile`` x ``tile`` pixels reads an input window larger by the
     radius on every side, so tiles are independent and stitch exactly. Tiles are batched ``batch`` at a
     time. With ``fuse`` the scoring runs on :func:`inference_copy` (batch normalisation folded, channels-last
-    on CPU); ``model`` itself is not changed (left in its own mode, fill off).
+    on CPU); ``model`` itself is not changed (left in its own mode, fill off). Callers that score many
+    micrographs with one model pass an :func:`inference_copy` made once, with ``fuse=False``.
     """
     was_training = model.training
     net = inference_copy(model, channels_last=not str(device).startswith("cuda")) if fuse else model
+    layout = torch.channels_last if getattr(net, "channels_last", False) else torch.contiguous_format
     net.eval()
     net.set_fill(True)
     try:
@@ -288,7 +291,6 @@ def score_map(model: Classifier, image: np.ndarray, tile: int = 512, batch: int 
         src = torch.from_numpy(padded)
         out = np.empty((ny * th, nx * tw), dtype=np.float32)
         coords = [(i * th, j * tw) for i in range(ny) for j in range(nx)]
-        layout = torch.channels_last if fuse and not str(device).startswith("cuda") else torch.contiguous_format
         for k in range(0, len(coords), batch):
             chunk = coords[k: k + batch]
             x = torch.stack([src[y0: y0 + th + 2 * r, x0: x0 + tw + 2 * r] for y0, x0 in chunk])[:, None]

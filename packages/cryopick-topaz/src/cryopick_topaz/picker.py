@@ -124,6 +124,7 @@ class TopazPicker(Picker):
     def __init__(self, config, context=None):
         super().__init__(config, context)
         self.model = None
+        self._scorer = None  # (model, its inference_copy): made once per trained or loaded model
         self.info: dict = {}
 
     @classmethod
@@ -335,12 +336,15 @@ class TopazPicker(Picker):
     # -- scoring --------------------------------------------------------------------------------------
     def score_map(self, image: np.ndarray) -> np.ndarray:
         """Per-pixel logits of ``image`` (preprocessed pixels), same shape, computed tile by tile."""
-        from cryopick_topaz.models import score_map
+        from cryopick_topaz.models import inference_copy, score_map
 
         if self.model is None:
             raise RuntimeError("topaz picker has no model: train() or load() first")
-        return score_map(self.model, image, tile=self.config.tile, batch=self.config.tile_batch,
-                         device=self._device())
+        device = self._device()
+        if self._scorer is None or self._scorer[0] is not self.model:
+            self._scorer = (self.model, inference_copy(self.model, channels_last=not device.startswith("cuda")))
+        return score_map(self._scorer[1], image, tile=self.config.tile, batch=self.config.tile_batch,
+                         device=device, fuse=False)
 
     def score(self, image: np.ndarray, diameter_px: float) -> Particles:
         logits = self.score_map(image)
