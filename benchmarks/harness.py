@@ -245,7 +245,7 @@ def topaz_config(args):
     from cryopick.config import build_config, parse_settings
     from cryopick_topaz.picker import PRESETS, TopazConfig, TopazPicker
 
-    settings = parse_settings(kv for s in args.set for name, _, kv in [s.partition(":")] if name == "topaz")
+    settings = parse_settings(picker_settings(args.set, "topaz")[1::2])  # the KEY=VALUE of each --set pair
     if "preset" not in settings:
         preset = TopazPicker.default_preset("cuda" if _topaz_device(args.device) != "-1" else "cpu")
         if preset:
