@@ -12,11 +12,11 @@ from cryopick.preprocess import Downsample, Normalize, apply_chain, fourier_crop
 from cryopick.threshold import Density, Fixed, Otsu, TopK, knn_mean_distance
 
 
-def test_scaled_maps_pixel_centres_and_round_trips():
+def test_scaled_maps_fourier_cropped_frames_and_round_trips():
     p = Particles([0.0, 10.5, 99.0], [3.0, 4.0, 5.0], [1, 2, 3])
     down = p.scaled(2.0)
-    # pixel 0 and 1 bin into pixel 0 whose centre is original 0.5
-    np.testing.assert_allclose(down.x[0], -0.25)
+    # Fourier cropping samples the band-limited image at x' f: original pixel 0 stays at 0
+    np.testing.assert_allclose(down.x, [0.0, 5.25, 49.5])
     back = down.scaled(0.5)
     np.testing.assert_allclose(back.x, p.x)
     np.testing.assert_allclose(back.y, p.y)
@@ -33,6 +33,27 @@ def test_fourier_crop_keeps_mean_and_a_centred_blob():
     # the blob centre maps through Particles.scaled
     c = Particles([64.5], [40.5]).scaled(2.0)
     assert abs(x - c.x[0]) <= 0.5 and abs(y - c.y[0]) <= 0.5
+
+
+@pytest.mark.parametrize("factor", [3.0, 8.0])
+def test_downsampled_blob_centre_is_where_scaled_puts_it(factor):
+    """Sub-pixel: the centroid of a blob after Fourier-crop downsampling lies at ``Particles.scaled``
+    of its original centre (a binning convention, (x + 0.5) / f - 0.5, is (f - 1) / 2f pixels off)."""
+    yy, xx = np.mgrid[:512, :512]
+    cx, cy = 201.0, 300.0
+    img = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 12.0 ** 2)).astype(np.float32)
+    pre = Downsample(factor=factor)(img)
+    small = pre.image
+    c = Particles([cx], [cy]).scaled(pre.factor)
+    y0, x0 = np.unravel_index(np.argmax(small), small.shape)
+
+    def vertex(a, b, c):  # a Gaussian's log is a parabola: its vertex from three samples is exact
+        a, b, c = np.log([a, b, c])
+        return 0.5 * (a - c) / (a - 2 * b + c)
+
+    x = x0 + vertex(small[y0, x0 - 1], small[y0, x0], small[y0, x0 + 1])
+    y = y0 + vertex(small[y0 - 1, x0], small[y0, x0], small[y0 + 1, x0])
+    assert abs(x - c.x[0]) < 0.02 and abs(y - c.y[0]) < 0.02
 
 
 def test_downsample_chain_reports_factor():

@@ -61,13 +61,14 @@ class Particles:
 
     def scaled(self, factor: float | tuple[float, float]) -> Particles:
         """Coordinates divided by ``factor`` (one number, or ``(fx, fy)``): original pixels -> pixels of an
-        image downsampled by ``factor``; ``1 / factor`` maps back. Pixel centres map to pixel centres.
+        image Fourier-cropped by ``factor``; ``1 / factor`` maps back. Original pixel 0 stays at 0.
 
         This is the one place where coordinates change frame (see ``cryopick.preprocess``)."""
         fx, fy = (factor, factor) if np.isscalar(factor) else factor
-        # A pixel centre at index i covers [i - 0.5, i + 0.5]; after binning by f it lies at
-        # (i + 0.5) / f - 0.5 in the new grid.
-        return Particles((self.x + 0.5) / fx - 0.5, (self.y + 0.5) / fy - 0.5, self.score.copy())
+        # Fourier cropping (cryopick.preprocess.fourier_crop) samples the band-limited image at the
+        # original positions k f: pixel k of the new grid is original x = k f, so x' = x / f. (The
+        # binning convention (x + 0.5) / f - 0.5 would shift every pick by (f - 1) / 2 original pixels.)
+        return Particles(self.x / fx, self.y / fy, self.score.copy())
 
     def sorted_by_score(self) -> Particles:
         order = np.argsort(-np.nan_to_num(self.score, nan=-np.inf), kind="stable")
