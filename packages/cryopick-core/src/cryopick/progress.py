@@ -2,19 +2,63 @@
 
 Quiet mode (``--quiet`` or ``CRYOPICK_QUIET=1``) and non-terminal stderr (CI logs) print one line per
 step at most every few seconds instead of a redrawn bar.
+
+Ctrl-C: :func:`interrupt_handler` (installed by ``cryopick``'s entry point) records every SIGINT as well
+as raising ``KeyboardInterrupt``. Python silently drops an exception raised while a weakref callback or a
+``__del__`` runs (h5py and numpy memmaps run them all the time), so a raised ``KeyboardInterrupt`` alone is
+sometimes lost and the command runs to the end; :func:`progress` (every item of every long loop) and
+:func:`check_interrupted` raise it again from the recorded flag.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_state = {"quiet": os.environ.get("CRYOPICK_QUIET", "") not in ("", "0")}
+_state = {"quiet": os.environ.get("CRYOPICK_QUIET", "") not in ("", "0"), "interrupted": False}
+
+
+def _on_sigint(signum, frame) -> None:
+    _state["interrupted"] = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_handler() -> Iterator[None]:
+    """Within the block, SIGINT sets a flag that :func:`check_interrupted` and :func:`progress` turn into
+    ``KeyboardInterrupt`` (besides raising it at once). A no-op outside the main thread or where SIGINT is
+    ignored (a background job of a non-interactive shell)."""
+    _state["interrupted"] = False
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _state["interrupted"] = False
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed during this command."""
+    return _state["interrupted"]
+
+
+def check_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed (even if the first one was swallowed). Long loops
+    that do not go through :func:`progress` (a training epoch, say) call this between steps."""
+    if _state["interrupted"]:
+        raise KeyboardInterrupt
 
 
 def set_quiet(quiet: bool) -> None:
@@ -39,7 +83,10 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, every_s
         except TypeError:
             total = None
     if _state["quiet"]:
-        yield from iterable
+        for item in iterable:
+            check_interrupted()
+            yield item
+        check_interrupted()
         return
     tty = sys.stderr.isatty()
     start = last = time.monotonic()
@@ -60,7 +107,9 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, every_s
             print(line, file=sys.stderr, flush=True)
 
     for item in iterable:
+        check_interrupted()
         yield item
+        check_interrupted()
         count += 1
         now = time.monotonic()
         if tty or now - last >= every_s:
