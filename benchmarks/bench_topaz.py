@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_topaz.py [--preset cpu] [--n 6] [--size 512] [--set key=value ...]
+    .venv/bin/python benchmarks/bench_topaz.py [--preset fast] [--n 6] [--size 512] [--set key=value ...]
 
 Trains on the first third of the micrographs (all truth as labels) and evaluates on the rest with
 ``cryopick.metrics.evaluate`` (IoU matching). "pick" = per-pixel scoring + NMS of one preprocessed
@@ -27,7 +27,7 @@ from cryopick_topaz.picker import PRESETS, TopazConfig, TopazPicker
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--preset", default="fast")
     ap.add_argument("--n", type=int, default=6)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--device", default="cpu")

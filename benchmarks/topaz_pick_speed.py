@@ -99,7 +99,7 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="topaz-speed-"))
     mics, sim = simulate(args.size, args.n + 1, work / f"sim-{args.size}")
     train_mic, pick_mics = mics[0], mics[1:]
-    settings = {"preset": "cpu", "units": str(args.units), "epochs": "1", "epoch_size": str(args.steps),
+    settings = {"preset": "fast", "units": str(args.units), "epochs": "1", "epoch_size": str(args.steps),
                 "minibatch": "64", "target_diameter_px": f"{sim.diameter_px:g}"}
     cfg = build_config(TopazConfig, settings, PRESETS)
     picker = TopazPicker(cfg, PickerContext(device="cpu", seed=0, progress=False))

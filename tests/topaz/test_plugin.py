@@ -22,7 +22,7 @@ def test_registered_components():
     entry = host.pickers.get("topaz")
     assert entry.requires_torch
     cls = entry.load()
-    assert issubclass(cls, Picker) and cls.default_preset("cpu") == "cpu" and cls.default_preset("cuda") is None
+    assert issubclass(cls, Picker) and cls.default_preset("cpu") is None and cls.default_preset("cuda") is None
     for name in ("resnet8", "resnet16", "conv31", "conv63", "conv127"):
         assert host.backbones.get(name).load()(units=4).receptive_field > 0
     for name in ("pn", "ge-kl", "ge-binomial", "nnpu"):

@@ -1,8 +1,9 @@
 """Positive-unlabelled objectives of Topaz (Bepler et al. 2019, Online Methods §3-5).
 
 Each loss is built from keyword parameters and called as ``loss(pos_logits, unl_logits, pi)``:
-logits of crops centred on labelled positives, logits of unlabelled crops, and ``pi``, the fraction of
-positives among the *unlabelled* crops. It returns a scalar tensor. Classifier outputs ``g(x)`` are
+logits of crops centred on labelled positives, logits of unlabelled crops, and ``pi``, by default the
+fraction of positives among the *unlabelled* crops; a loss whose class sets ``prior = "total"`` (PN) gets
+the class prior itself. It returns a scalar tensor. Classifier outputs ``g(x)`` are
 ``sigmoid(logit)``; ``L`` is the logistic (cross-entropy) loss.
 """
 
@@ -26,7 +27,10 @@ def _clamp_pi(pi: float) -> float:
 @attrs.define
 class PN:
     """Positives vs unlabelled-as-negatives:
-    ``pi E_P[L(g, 1)] + (1 - pi) E_U[L(g, 0)]`` (Online Methods §3, eq. PN)."""
+    ``pi E_P[L(g, 1)] + (1 - pi) E_U[L(g, 0)]`` (Online Methods §3, eq. PN). ``pi`` is the class prior
+    (not the unlabelled crops' positive fraction, which is ~0 when labels are complete)."""
+
+    prior = "total"
 
     def __call__(self, pos, unl, pi):
         pi = _clamp_pi(pi)
@@ -108,6 +112,12 @@ class NNPU:
         if neg_risk.item() < -self.beta:
             return -self.gamma * neg_risk
         return pos_risk + neg_risk
+
+
+def reconstruction_error(recon, x):
+    """The autoencoder term's expectation, Online Methods §5: ``E_x ||x - d(f(x))||^2``, the squared L2 norm
+    of each crop's error (a sum over its pixels), averaged over the minibatch."""
+    return ((recon - x) ** 2).flatten(1).sum(1).mean()
 
 
 LOSSES = {"pn": PN, "ge-kl": GEKL, "ge-binomial": GEBinomial, "nnpu": NNPU}

@@ -7,21 +7,23 @@ users' most frequent questions):
   wide, well inside the receptive field (71 px for resnet8), then GMM-normalised (``gmm`` preprocessor).
 * **Positives**: every pixel within ``radius`` (3) pixels of a labelled centre, in the downsampled frame.
   All other pixels are unlabelled, not negative.
-* **pi**: ``expected_particles`` per micrograph x the 2-D disk pixel count of ``radius`` (29 for 3) /
-  pixels per micrograph. ``expected_particles`` defaults to the labelled particles per labelled micrograph,
-  which is right when micrographs are fully labelled and a lower bound when labels are sparse: then set
-  ``--set expected_particles=N`` to your estimate (the paper finds results insensitive to pi).
+* **pi**: particles per micrograph x the 2-D disk pixel count of ``radius`` (29 for 3) / pixels per
+  micrograph. The count is what Topaz users must guess (``-n``); here it is estimated from the data:
+  half of each micrograph's labels are held out, a short pilot (``pilot_fraction`` of the epochs) trains
+  on the rest, and the held-out labels' scores tell what fraction of all particles the pilot ranks above
+  a cut (``cryopick_topaz.prior``). Right for sparse labels and for complete ones. ``--particles-per-micrograph
+  N`` (or ``--set expected_particles=N``) gives it instead.
 * **NMS radius**: ``nms_fraction`` x the particle diameter (0.5: the particle radius, paper §9).
 * **Threshold**: candidates carry per-pixel logits (log-likelihood ratios). The reference extracts at
-  -6 and leaves the cut to the user, which keeps far too many candidates. Here training calibrates a
-  logit cut-off on the labelled (held-out when possible) micrographs: the cut with the best F1 against
-  the labels, or, when ``expected_particles`` is given (sparse labels), the cut that yields that many
-  picks per micrograph. It is stored with the model and becomes the picker's default ``fixed:CUT``
-  threshold (0, posterior 0.5, before training). ``--threshold`` takes any core thresholder instead
-  (for example ``fixed:-2`` for more recall).
-* **Validation**: with two or more labelled micrographs, ``validation_fraction`` of them (at least one) is
-  held out; after each epoch the average precision of the per-pixel scores on their crops (paper §8) is
-  measured and the best epoch's weights are kept.
+  -6 and leaves the cut to the user, which keeps far too many candidates. Here training sets the logit
+  cut-off that yields the particle count per micrograph on micrographs the model did not train on (up to
+  ``calibration_micrographs`` unlabelled ones; the training micrographs only when there are none). It is
+  stored with the model and becomes the picker's default ``fixed:CUT`` threshold (0, posterior 0.5, before
+  training). ``--threshold`` takes any core thresholder instead (for example ``fixed:-2`` for more recall).
+* **All labels train**: every labelled micrograph is used for training, as in the reference. Whole
+  micrographs are held out for best-epoch selection only with ``validation_fraction > 0``.
+* **Defaults are the reference's** on every device (resnet8, 32 units, 4 epochs of 250 minibatches of 256
+  crops, as topaz-em is run in BENCHMARKING.md). ``--set preset=fast`` is a smaller, faster model, opt-in.
 """
 
 from __future__ import annotations
@@ -54,8 +56,14 @@ class TopazConfig:
     loss: Literal["ge-binomial", "ge-kl", "nnpu", "pn"] = "ge-binomial"
     #: Weight (lambda) of the GE term; None = the paper's 1 for ge-binomial, 10 for ge-kl.
     slack: float | None = None
-    #: Expected particles per micrograph for pi; None = labelled particles per labelled micrograph.
+    #: Particles per micrograph for pi; None = estimated from held-out labels (cryopick_topaz.prior).
     expected_particles: float | None = None
+    #: Fraction of each micrograph's labels held out to estimate the particle count.
+    holdout_fraction: float = 0.5
+    #: Epochs of the pilot that estimates the count, as a fraction of ``epochs``.
+    pilot_fraction: float = 0.25
+    #: Unlabelled micrographs scored to set the default threshold (the cut giving the particle count).
+    calibration_micrographs: int = 3
     #: Autoencoder reconstruction weight gamma; None = 10/N for N <= 250 labelled particles, else off
     #: (paper Fig. 5b: it helps with few labels); 0 = off.
     autoencoder: float | None = None
@@ -67,17 +75,18 @@ class TopazConfig:
     minibatch: int = 256
     #: Fraction of each minibatch that is positive crops.
     balance: float = 0.0625
-    #: Minibatch updates per epoch.
-    epoch_size: int = 1000
-    #: Epochs (the best one by validation AP is kept).
-    epochs: int = 10
+    #: Minibatch updates per epoch (the reference run of BENCHMARKING.md; the paper trains 10 x 1000).
+    epoch_size: int = 250
+    #: Epochs (the last is kept, or the best by validation AP when validation_fraction > 0).
+    epochs: int = 4
     #: Random rotations (0-360) and flips of training crops.
     augment: bool = True
     #: Also draw unlabelled crops from the micrographs without labels (the paper's PU setting draws them from
     #: all micrographs); pi is then the positive fraction over all of them.
     use_unlabelled: bool = False
-    #: Fraction of labelled micrographs held out for validation (when there are >= 2).
-    validation_fraction: float = 0.2
+    #: Fraction of labelled micrographs held out for best-epoch selection (when there are >= 2); 0 = none:
+    #: every labelled micrograph trains.
+    validation_fraction: float = 0.0
     #: NMS disk radius as a fraction of the particle diameter.
     nms_fraction: float = 0.5
     #: Ignore candidates closer than this fraction of the particle radius to the edge.
@@ -90,11 +99,11 @@ class TopazConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # The reference's training defaults (Topaz v0.3 / paper).
-    "paper": {},
-    # Small and fast on a laptop CPU (the demo: ~1 min on 2 cores): resnet8 at 8 units, 5 x 60 steps of 128.
-    "cpu": {"units": 8, "minibatch": 128, "epoch_size": 60, "epochs": 5, "learning_rate": 1e-3,
-            "balance": 0.125, "autoencoder": 0.0},
+    # The paper's schedule (10 epochs of 1000 minibatches); the defaults are topaz-em's as its users run it.
+    "paper": {"epochs": 10, "epoch_size": 1000},
+    # Opt-in, not the default: about 15x cheaper training (8 units, 5 x 60 steps of 128) and less accurate.
+    "fast": {"units": 8, "minibatch": 128, "epoch_size": 60, "epochs": 5, "learning_rate": 1e-3,
+             "balance": 0.125, "autoencoder": 0.0},
     # For tests: a tiny conv31 trained for a few steps.
     "tiny": {"backbone": "conv31", "units": 8, "minibatch": 64, "epoch_size": 30, "epochs": 2,
              "learning_rate": 2e-3, "balance": 0.125, "autoencoder": 0.0, "tile": 256},
@@ -127,10 +136,6 @@ class TopazPicker(Picker):
         self._scorer = None  # (model, its inference_copy): made once per trained or loaded model
         self.info: dict = {}
 
-    @classmethod
-    def default_preset(cls, device: str) -> str | None:
-        return "cpu" if str(device).startswith("cpu") else None
-
     # -- preprocessing --------------------------------------------------------------------------------
     def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
         factor = max(1.0, diameter_px / self.config.target_diameter_px)
@@ -147,31 +152,19 @@ class TopazPicker(Picker):
         return self.context.device or "cpu"
 
     def train(self, data: TrainingData) -> ModelState:
-        import torch
-
         from cryopick.torchutil import seed_everything, state_dict_to_arrays
-        from cryopick_topaz.losses import build_loss
-        from cryopick_topaz.models import Decoder
-        from cryopick_topaz.sampling import (
-            CropSampler,
-            augment,
-            class_prior,
-            positive_mask,
-            unlabelled_prior,
-        )
 
         cfg = self.config
         seed_everything(self.context.seed)
         rng = np.random.default_rng(self.context.seed)
-        gen = torch.Generator().manual_seed(self.context.seed)
-        device = self._device()
 
         labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
         if not labelled:
             raise ValueError("topaz needs at least one labelled particle to train")
         n_labels = sum(len(it.labels) for it in labelled)
 
-        # Hold out whole micrographs for validation.
+        # Every labelled micrograph trains (the reference does too); whole micrographs are held out for
+        # best-epoch selection only when validation_fraction > 0 asks for it (they cost the user's labels).
         val_items = []
         if len(labelled) >= 2 and cfg.validation_fraction > 0:
             n_val = max(1, int(round(cfg.validation_fraction * len(labelled))))
@@ -180,32 +173,103 @@ class TopazPicker(Picker):
             train_items = [labelled[i] for i in sorted(order[n_val:])]
         else:
             train_items = labelled
+        extra = [it for it in data.unlabelled if it.image is not None] if cfg.use_unlabelled else []
 
+        # The particle count behind pi: given (--particles-per-micrograph or expected_particles), else
+        # estimated with held-out labels and a pilot model (cryopick_topaz.prior).
+        given = getattr(data, "particles_per_micrograph", None)
+        given = given if given is not None else cfg.expected_particles
+        estimate = None
+        if given is not None:
+            expected, source = float(given), "given"
+        else:
+            estimate = self._estimate_count(train_items, extra, data.diameter_px, rng)
+            if estimate is not None:
+                expected, source = estimate.particles_per_micrograph, "estimated"
+            else:
+                expected = sum(len(it.labels) for it in train_items) / len(train_items)
+                source = "labelled (too few labels to estimate)"
+        echo(f"topaz: {expected:.1f} particles per micrograph ({source})")
+
+        gamma = cfg.autoencoder
+        if gamma is None:
+            gamma = 10.0 / n_labels if n_labels <= 250 else 0.0  # paper Fig. 5b: gamma = 10/N
+        fit = self._fit([it.image for it in train_items], [it.labels for it in train_items], extra, expected,
+                        gamma, cfg.epochs, rng, val_items, "topaz train")
+        model = fit["model"]
+        self.model = model
+        # The default cut-off: ``expected`` picks per micrograph, on micrographs the model did not train on
+        # when there are any (the held-out or unlabelled ones), else on the training micrographs.
+        unseen = val_items or [it for it in data.unlabelled if it.image is not None][: cfg.calibration_micrographs]
+        cutoff = self._calibrate(unseen or train_items, data.diameter_px, expected)
+        self.default_threshold = f"fixed:{cutoff:.4g}"
+        self.info = {"threshold": cutoff, "threshold_micrographs": [it.name for it in (unseen or train_items)],
+                     "pi": fit["pi"], "pi_unlabelled": fit["pi_u"], "expected_particles": expected,
+                     "expected_particles_source": source, "autoencoder": gamma,
+                     "best_epoch": fit["best_epoch"], "history": fit["history"], "receptive_field": model.receptive_field,
+                     "train_micrographs": [it.name for it in train_items],
+                     "unlabelled_micrographs": [it.name for it in extra],
+                     "validation_micrographs": [it.name for it in val_items]}
+        if estimate is not None:
+            self.info["count_estimate"] = attrs.asdict(estimate)
+        return ModelState(arrays=state_dict_to_arrays(model),
+                          config={"picker": "topaz", "config": config_to_dict(cfg), "training": self.info})
+
+    def _estimate_count(self, items, extra, diameter_px: float, rng):
+        """Particles per micrograph from a pilot trained on part of the labels (``cryopick_topaz.prior``)."""
+        from cryopick_topaz.prior import estimate_count, split_labels
+
+        cfg = self.config
+        train, held = split_labels([it.labels for it in items], cfg.holdout_fraction, rng)
+        if sum(len(h) for h in held) < 4:
+            return None
+        guess = sum(len(t) for t in train) / len(items)  # a lower bound: the pilot's pi
+        epochs = max(1, int(round(cfg.pilot_fraction * cfg.epochs)))
+        fit = self._fit([it.image for it in items], train, extra, guess, 0.0, epochs, rng, [], "topaz count")
+        self.model = fit["model"]
+        cands = [self.score(it.image, diameter_px) for it in items]
+        self.model = None
+        est = estimate_count(cands, train, held, radius=diameter_px / 2)
+        if est is not None:
+            echo(f"topaz: count estimate from {est.held_out} held-out labels: "
+                 f"{est.particles_per_micrograph:.1f} per micrograph")
+        return est
+
+    def _fit(self, images, labels, extra, expected: float, gamma: float, epochs: int, rng, val_items, title: str):
+        """PU training of a fresh network on ``images`` with positive ``labels`` (Online Methods §4-5)."""
+        import torch
+
+        from cryopick_topaz.losses import build_loss, reconstruction_error
+        from cryopick_topaz.models import Decoder
+        from cryopick_topaz.sampling import CropSampler, augment, class_prior, positive_mask, unlabelled_prior
+
+        cfg = self.config
+        device = self._device()
+        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
         model = self._build().to(device)
         rf = model.receptive_field
         crop = int(math.ceil(rf * math.sqrt(2))) | 1 if cfg.augment else rf
 
-        masks = [positive_mask(it.image.shape, it.labels, cfg.radius) for it in train_items]
-        images = [it.image for it in train_items]
-        extra = [it for it in data.unlabelled if it.image is not None] if cfg.use_unlabelled else []
+        masks = [positive_mask(im.shape, lab, cfg.radius) for im, lab in zip(images, labels, strict=True)]
+        images = list(images)
         # Micrographs without labels: unlabelled crops only (an all-false mask: no positives drawn there).
         masks += [np.zeros(it.image.shape, dtype=bool) for it in extra]
         images += [it.image for it in extra]
         sampler = CropSampler(images, masks, crop, rng)
         pixels = float(np.mean([im.size for im in images]))
-        expected = cfg.expected_particles
-        if expected is None:
-            expected = sum(len(it.labels) for it in train_items) / len(train_items)
-        pi = class_prior(expected, cfg.radius, pixels)
+        n_labelled = len(labels)
+        # pi over all sampled micrographs: the labelled ones hold ``expected`` particles each; so, we assume,
+        # do the unlabelled ones drawn with use_unlabelled.
+        pi = class_prior(expected * (n_labelled + len(extra)) / len(images), cfg.radius, pixels)
         observed = float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
         pi_u = unlabelled_prior(pi, observed)
 
         with torch.no_grad():  # start at the prior: logit(pi) on every crop, so early GE terms are small
             model.classifier.bias.fill_(math.log(pi / (1 - pi)))
         loss_fn = build_loss(cfg.loss, cfg.slack)
-        gamma = cfg.autoencoder
-        if gamma is None:
-            gamma = 10.0 / n_labels if n_labels <= 250 else 0.0  # paper Fig. 5b: gamma = 10/N
+        # A loss states the prior it takes: the positive fraction of the unlabelled crops (GE, nnPU), or the
+        # class prior itself (PN weights positives by pi; pi_u would fall to its floor with complete labels).
+        prior = pi if getattr(loss_fn, "prior", "unlabelled") == "total" else pi_u
         decoder = Decoder(model.latent_dim, rf).to(device) if gamma > 0 else None
         params = list(model.parameters()) + (list(decoder.parameters()) if decoder is not None else [])
         opt = torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -215,25 +279,26 @@ class TopazPicker(Picker):
         val = self._validation_set(model, val_items, rng) if val_items else None
 
         history: list[dict] = []
-        best_ap, best_state, best_epoch = -np.inf, None, cfg.epochs
-        for epoch in range(cfg.epochs):
+        best_ap, best_state, best_epoch = -np.inf, None, epochs
+        for epoch in range(epochs):
             model.train()
             if decoder is not None:
                 decoder.train()
             total = 0.0
             steps = range(cfg.epoch_size)
             if self.context.progress:
-                steps = progress(steps, f"topaz train epoch {epoch + 1}/{cfg.epochs}", total=cfg.epoch_size)
+                steps = progress(steps, f"{title} epoch {epoch + 1}/{epochs}", total=cfg.epoch_size)
             for _ in steps:
                 batch = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
                 x = torch.from_numpy(batch)[:, None]
                 x = augment(x, rf, gen, rotate=cfg.augment).to(device)
                 z = model.extract(x)
                 logits = model.classifier(z).flatten()
-                loss = loss_fn(logits[:n_pos], logits[n_pos:], pi_u)
+                loss = loss_fn(logits[:n_pos], logits[n_pos:], prior)
                 if decoder is not None:
-                    # Autoencoder regulariser, Online Methods §5: gamma E_D ||x - d(f(x))||^2.
-                    loss = loss + gamma * torch.mean((decoder(z) - x) ** 2)
+                    # Autoencoder regulariser, Online Methods §5: gamma E_{x~D} ||x - d(f(x))||^2, summed over
+                    # the crop's pixels (a mean over pixels would divide gamma by ~5000).
+                    loss = loss + gamma * reconstruction_error(decoder(z), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -245,21 +310,12 @@ class TopazPicker(Picker):
                     best_ap, best_epoch = record["val_ap"], epoch + 1
                     best_state = copy.deepcopy(model.state_dict())
             history.append(record)
-            echo("topaz epoch {epoch}: loss {loss:.4f}".format(**record)
+            echo(f"{title} epoch {record['epoch']}: loss {record['loss']:.4f}"
                  + (f", validation AP {record['val_ap']:.3f}" if "val_ap" in record else ""))
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
-        self.model = model
-        cutoff = self._calibrate(val_items or train_items, data.diameter_px, expected)
-        self.default_threshold = f"fixed:{cutoff:.4g}"
-        self.info = {"threshold": cutoff, "pi": pi, "pi_unlabelled": pi_u, "expected_particles": expected, "autoencoder": gamma,
-                     "best_epoch": best_epoch, "history": history, "receptive_field": rf,
-                     "train_micrographs": [it.name for it in train_items],
-                     "unlabelled_micrographs": [it.name for it in extra],
-                     "validation_micrographs": [it.name for it in val_items]}
-        return ModelState(arrays=state_dict_to_arrays(model),
-                          config={"picker": "topaz", "config": config_to_dict(cfg), "training": self.info})
+        return {"model": model, "pi": pi, "pi_u": pi_u, "history": history, "best_epoch": best_epoch}
 
     def _validation_set(self, model, items, rng, max_pos: int = 2000, n_unl: int = 6000):
         """Fixed crops of the held-out micrographs: positive pixels (within ``radius``) and random others."""
@@ -288,39 +344,15 @@ class TopazPicker(Picker):
         return average_precision(np.concatenate(scores), labels)
 
     def _calibrate(self, items, diameter_px: float, expected: float) -> float:
-        """Logit cut-off for the default threshold, from labelled micrographs (held out when there are).
-
-        When labels are taken as complete (``expected_particles`` not given), the cut that maximises F1
-        of the candidates against the labels (centre within half a diameter); otherwise the cut that gives
-        ``expected_particles`` picks per micrograph. Falls back to 0 (posterior 0.5)."""
-        from scipy.spatial import cKDTree
-
-        scores, hits, n_truth = [], [], 0
-        for it in items:
-            cand = self.score(it.image, diameter_px)
-            scores.append(cand.score)
-            hit = np.zeros(len(cand), dtype=bool)
-            if len(cand) and len(it.labels):
-                # Greedy one-to-one matching in score order.
-                tree = cKDTree(it.labels.xy)
-                used = np.zeros(len(it.labels), dtype=bool)
-                for i, near in enumerate(tree.query_ball_point(cand.xy, r=diameter_px / 2)):
-                    free = [j for j in near if not used[j]]
-                    if free:
-                        used[free[0]] = hit[i] = True
-            hits.append(hit)
-            n_truth += len(it.labels)
-        s = np.concatenate(scores) if scores else np.zeros(0)
+        """Logit cut-off that gives ``expected`` picks per micrograph on ``items`` (their labels are not
+        used: on sparse labels, most true particles are unlabelled and an F1 against labels would count them
+        as false positives). Falls back to 0 (posterior 0.5) when nothing scores."""
+        scores = [self.score(it.image, diameter_px).score for it in items]
+        s = np.sort(np.concatenate(scores))[::-1] if scores else np.zeros(0)
         if s.size == 0:
             return 0.0
-        order = np.argsort(-s, kind="stable")
-        s, h = s[order], np.concatenate(hits)[order]
-        if self.config.expected_particles is not None:
-            k = int(round(expected * len(items)))
-            return float(s[min(max(k, 1), s.size) - 1])
-        tp = np.cumsum(h)
-        f1 = 2 * tp / (np.arange(1, s.size + 1) + max(n_truth, 1))
-        return float(s[int(np.argmax(f1))])
+        k = int(round(expected * len(items)))
+        return float(s[min(max(k, 1), s.size) - 1])
 
     def load(self, state: ModelState) -> None:
         from cryopick.torchutil import load_arrays

@@ -1,0 +1,127 @@
+"""The particle count behind pi, estimated from held-out labels; the PN prior; the autoencoder term."""
+
+import numpy as np
+import pytest
+
+from cryopick.particles import Particles
+from cryopick_topaz.prior import estimate_count, split_labels
+
+
+def _scene(rng, n_true=90, n_false=300, size=1024.0):
+    """Candidates of a pilot model: true particles score ~N(2, 1), false ones ~N(-2, 1)."""
+    xy = rng.uniform(20, size - 20, size=(n_true + n_false, 2))
+    score = np.concatenate([rng.normal(2.0, 1.0, n_true), rng.normal(-2.0, 1.0, n_false)])
+    truth = Particles(xy[:n_true, 0], xy[:n_true, 1])
+    return Particles(xy[:, 0], xy[:, 1], score), truth
+
+
+@pytest.mark.parametrize("labels_per_mic", [25, 90])
+def test_count_estimate_recovers_the_true_count_from_sparse_or_complete_labels(labels_per_mic):
+    rng = np.random.default_rng(0)
+    cands, labels = [], []
+    for _ in range(3):
+        c, truth = _scene(rng)
+        labelled = truth.subset(np.sort(rng.choice(len(truth), labels_per_mic, replace=False)))
+        cands.append(c)
+        labels.append(labelled)
+    train, held = split_labels(labels, 0.5, rng)
+    assert all(len(t) + len(h) == labels_per_mic for t, h in zip(train, held, strict=True))
+    # The pilot trained on `train` labels: they score higher than any other particle (they were fitted).
+    for c, t in zip(cands, train, strict=True):
+        d = np.hypot(c.x[:, None] - t.x[None], c.y[:, None] - t.y[None]).min(1)
+        c.score[d < 1e-6] += 5.0
+    est = estimate_count(cands, train, held, radius=10.0)
+    # The labelled count (25) is 3.6x too small; the estimate is within 15 % of 90.
+    assert est.particles_per_micrograph == pytest.approx(90, rel=0.15), est
+
+
+def test_count_estimate_needs_held_out_labels():
+    rng = np.random.default_rng(1)
+    c, truth = _scene(rng)
+    train, held = split_labels([truth.subset(np.arange(3))], 0.5, rng)
+    assert estimate_count([c], train, held, radius=10.0) is None
+
+
+def test_pn_gets_the_class_prior_not_the_unlabelled_fraction():
+    from cryopick_topaz.losses import PN, GEBinomial
+
+    assert getattr(PN(), "prior", None) == "total"
+    assert getattr(GEBinomial(), "prior", "unlabelled") == "unlabelled"
+
+
+def test_reconstruction_error_is_a_squared_norm_per_crop():
+    """Online Methods §5 weighs ||x - d(f(x))||^2 by gamma: a sum over the crop's pixels, not a mean."""
+    import torch
+
+    from cryopick_topaz.losses import reconstruction_error
+
+    x = torch.ones(3, 1, 71, 71)
+    assert float(reconstruction_error(torch.zeros_like(x), x)) == pytest.approx(71 * 71)
+    x[1] = 3.0  # crops 1, 9 and 1 per pixel: the batch mean of the sums
+    assert float(reconstruction_error(torch.zeros_like(x), x)) == pytest.approx(71 * 71 * 11 / 3)
+
+
+@pytest.fixture(scope="module")
+def sparse_sim():
+    """Four simulated micrographs of 24 particles; 8 labelled on each of the first two."""
+    from cryopick.picker import TrainingItem
+    from cryopick.preprocess import apply_chain
+    from cryopick.simulate import SimulationConfig, simulate_micrograph
+    from cryopick_topaz.gmm import GMMNormalize
+
+    sim = SimulationConfig(shape=(256, 256), n_micrographs=4, particles_per_micrograph=24, diameter_px=16.0,
+                           snr=0.3, seed=11, nuisances=False)
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(4):
+        m = simulate_micrograph(sim, i)
+        lab = m.truth.subset(np.sort(rng.choice(len(m.truth), 8, replace=False))) if i < 2 else None
+        items.append(TrainingItem(m.name, apply_chain(m.image, [GMMNormalize()]).image, lab))
+    return sim, items
+
+
+def _train(items, unlabelled, diameter, **settings):
+    from cryopick.config import build_config
+    from cryopick.picker import PickerContext, TrainingData
+    from cryopick_topaz.picker import PRESETS, TopazConfig, TopazPicker
+
+    cfg = build_config(TopazConfig, {"preset": "tiny", **{k: str(v) for k, v in settings.items()}}, PRESETS)
+    picker = TopazPicker(cfg, PickerContext(seed=0, progress=False))
+    return picker, picker.train(TrainingData(items, diameter, unlabelled))
+
+
+def test_sparse_labels_train_on_every_micrograph_with_an_estimated_count(sparse_sim):
+    sim, items = sparse_sim
+    picker, state = _train(items[:2], items[2:], sim.diameter_px)
+    info = state.config["training"]
+    # Both labelled micrographs train (none is held out), and the threshold is set on the unlabelled ones.
+    assert info["train_micrographs"] == [it.name for it in items[:2]] and not info["validation_micrographs"]
+    assert info["threshold_micrographs"] == [it.name for it in items[2:]]
+    # The count: 24 particles per micrograph; the labels alone say 8.
+    assert info["expected_particles_source"] == "estimated"
+    assert 16 <= info["expected_particles"] <= 32, info["count_estimate"]
+    assert info["pi"] == pytest.approx(info["expected_particles"] * 29 / 256 ** 2)
+    # The default cut gives about that many picks per unlabelled micrograph.
+    cut = info["threshold"]
+    n = [int((picker.score(it.image, sim.diameter_px).score >= cut).sum()) for it in items[2:]]
+    assert abs(np.mean(n) - info["expected_particles"]) <= 1
+
+
+def test_a_given_count_is_used_and_pn_gets_pi(sparse_sim, monkeypatch):
+    from cryopick_topaz import losses
+
+    seen = []
+    original = losses.PN.__call__
+
+    def spy(self, pos, unl, pi):
+        seen.append(pi)
+        return original(self, pos, unl, pi)
+
+    monkeypatch.setattr(losses.PN, "__call__", spy)
+    sim, items = sparse_sim
+    _, state = _train(items[:2], [], sim.diameter_px, loss="pn", expected_particles=24, epochs=1)
+    info = state.config["training"]
+    assert info["expected_particles"] == 24 and info["expected_particles_source"] == "given"
+    assert "count_estimate" not in info
+    # PN weighs positives by the class prior pi; pi_u (positives among unlabelled crops) is smaller.
+    assert seen and all(v == pytest.approx(info["pi"]) for v in seen) and info["pi_unlabelled"] < info["pi"]
