@@ -21,6 +21,10 @@ from cryopick.errors import CryopickError
 class FilesystemError(CryopickError):
     """A path the command must write to cannot be written (read-only, a file where a folder is needed, ...)."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
 
 def _first_existing(path: Path) -> Path:
     """``path`` or its nearest existing ancestor."""
@@ -79,11 +83,11 @@ def ensure_writable_dir(path: str | Path, what: str) -> Path:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FilesystemError(f"{what} {path}: cannot create the folder ({_reason(exc)}); "
-                                  "choose a folder you can write to") from None
+                                  "choose a folder you can write to", _reason(exc)) from None
     exc = _probe(path)
     if exc is not None:
         raise FilesystemError(f"{what} {path}: cannot write there ({_reason(exc)}); "
-                              "choose a folder you can write to") from None
+                              "choose a folder you can write to", _reason(exc)) from None
     return path
 
 
@@ -103,9 +107,10 @@ def ensure_writable_file(path: str | Path, what: str) -> Path:
         raise FilesystemError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
     try:
         ensure_writable_dir(parent, what)
-    except FilesystemError:
-        raise FilesystemError(f"{what} {path}: cannot write to its folder {parent}; "
-                              "choose a path you can write to (or fix the permissions)") from None
+    except FilesystemError as exc:
+        why = f" ({exc.reason})" if exc.reason else ""
+        raise FilesystemError(f"{what} {path}: cannot write to its folder {parent}{why}; "
+                              "choose a path you can write to (or fix the permissions)", exc.reason) from None
     if path.exists() and not os.access(path, os.W_OK):
         raise FilesystemError(f"{what} {path}: the file is read-only; make it writable (chmod u+w) or use another path")
     return path

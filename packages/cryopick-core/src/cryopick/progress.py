@@ -42,10 +42,20 @@ def interrupt_handler() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info) -> None:  # a swallowed Ctrl-C: no "Exception ignored ..." traceback
+        if info.exc_type is KeyboardInterrupt:
+            _state["interrupted"] = True
+        else:
+            previous_hook(info)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
         _state["interrupted"] = False
 
 

@@ -37,6 +37,38 @@ def threshold_options(f):
     return f
 
 
+class ManyValuesOption(click.Option):
+    """An option that takes one or more values after one flag: ``--micrographs a.mrc b.mrc c.mrc`` (what an
+    unquoted glob becomes in the shell) as well as ``--micrographs 'data/*.mrc'`` or a repeated flag. The
+    values end at the next token that starts with ``-``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            one = option.process
+
+            def process(value, state, one=one) -> None:
+                one(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    one(state.rargs.pop(0), state)
+
+            option.process = process
+
+
+def micrographs_option(help: str = "Micrographs: a folder, a glob ('data/*.mrc') or files (several allowed).",
+                       **kwargs):
+    """``--micrographs/-m``: a folder, a quoted glob, or several files (an unquoted glob); the command
+    receives a tuple of strings (empty when not given), for :func:`cryopick.io.micrographs.expand_micrographs`."""
+    return click.option("--micrographs", "-m", cls=ManyValuesOption, metavar="PATH...", help=help, **kwargs)
+
+
 def settings_dict(pairs) -> dict[str, str]:
     return parse_settings(pairs)
 
@@ -50,4 +82,4 @@ def emit(data, as_json: bool, text: str) -> None:
         click.echo(text)
 
 
-__all__ = ["picker_options", "project_option", "threshold_options", "settings_dict", "emit", "CryopickError"]
+__all__ = ["picker_options", "micrographs_option", "ManyValuesOption", "project_option", "threshold_options", "settings_dict", "emit", "CryopickError"]

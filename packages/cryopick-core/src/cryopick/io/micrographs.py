@@ -7,7 +7,9 @@ naming the file.
 
 from __future__ import annotations
 
+import glob
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -60,6 +62,140 @@ def micrograph_name(path: str | Path) -> str:
     'mic_001'
     """
     return Path(str(path).replace("\\", "/")).stem
+
+
+def expand_micrographs(patterns: str | Path | Sequence[str | Path], option: str = "--micrographs") -> list[Path]:
+    """The micrograph files that ``--micrographs`` names: each item a file, a folder (its files with a
+    micrograph suffix, see ``MICROGRAPH_SUFFIXES``) or a glob (``'data/*.mrc'``, ``**`` recurses); several
+    items (an unquoted glob the shell expanded) are joined. Sorted, without duplicates.
+
+    Raises
+    ------
+    InputError
+        An item matches no file, or nothing is left.
+
+    Examples
+    --------
+    >>> expand_micrographs(["data/a.mrc", "data/b.mrc"])      # doctest: +SKIP
+    [PosixPath('data/a.mrc'), PosixPath('data/b.mrc')]
+    """
+    items = [patterns] if isinstance(patterns, (str, Path)) else list(patterns)
+    if not items:
+        raise InputError(f"{option}: give a folder, a glob ('data/*.mrc') or micrograph files")
+    found: dict[Path, None] = {}
+    for item in items:
+        item = str(item)
+        path = Path(item)
+        if path.is_dir():
+            paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MICROGRAPH_SUFFIXES)
+            if not paths:
+                raise InputError(f"{option} {item}: the folder holds no micrographs "
+                                 f"({', '.join(MICROGRAPH_SUFFIXES)})")
+        elif path.is_file():
+            paths = [path]
+        else:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            paths = [p for p in matches if p.is_file()]
+            if any(p.is_dir() for p in matches):  # 'data/*' matching folders: take micrographs only
+                paths = [p for p in paths if p.suffix.lower() in MICROGRAPH_SUFFIXES]
+            if not paths:
+                hint = "no such file" if not glob.has_magic(item) else "the pattern matches no files"
+                raise InputError(f"{option} {item!r}: {hint}; give a folder, a glob ('data/*.mrc') or files")
+        for p in paths:
+            found.setdefault(p, None)
+    return sorted(found)
+
+
+def validate_micrographs(
+    paths: Sequence[str | Path], pixel_size_a: float | None = None,
+    checked: Callable[[Path], bool] | None = None,
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split ``paths`` into usable micrographs and bad ones, reading each (header and pixels: truncated,
+    corrupt, not 2-D, NaN/Inf values) without stopping at the first bad one.
+
+    Parameters
+    ----------
+    paths : sequence of path
+    pixel_size_a : float, optional
+        As for :func:`read_micrograph`.
+    checked : callable, optional
+        ``checked(path)`` True for files validated before and unchanged since (already in the project):
+        these are not read again.
+
+    Returns
+    -------
+    good : list of Path
+    bad : list of (Path, str)
+        The file and why it is unusable (one line, without the path).
+    """
+    good: list[Path] = []
+    bad: list[tuple[Path, str]] = []
+    for path in paths:
+        path = Path(path)
+        if checked is not None and checked(path):
+            good.append(path)
+            continue
+        try:
+            read_micrograph(path, pixel_size_a=pixel_size_a, mmap=True)
+        except InputError as exc:
+            reason = str(exc)
+            prefix = f"{path}: "
+            bad.append((path, reason[len(prefix):] if reason.startswith(prefix) else reason))
+        except OSError as exc:  # unreadable (permissions, I/O error)
+            bad.append((path, exc.strerror or str(exc)))
+        else:
+            good.append(path)
+    return good, bad
+
+
+def usable_micrographs(
+    paths: Sequence[str | Path], pixel_size_a: float | None = None, imported: dict | None = None,
+    skipped: list[dict] | None = None,
+) -> list[Path]:
+    """The usable ``paths`` (:func:`validate_micrographs`); bad ones are reported in one line on stderr and
+    appended to ``skipped`` as ``{"path": ..., "reason": ...}``.
+
+    Parameters
+    ----------
+    imported : dict, optional
+        A project's micrograph records by name: files imported before, with the same path, size and
+        modification time, are not read again.
+
+    Raises
+    ------
+    InputError
+        No micrograph is usable.
+    """
+    from cryopick import progress
+
+    known = {str(rec.path): rec for rec in (imported or {}).values()}
+
+    def checked(path: Path) -> bool:
+        rec = known.get(str(Path(path).resolve()))
+        if rec is None:
+            return False
+        st = Path(path).stat()
+        return int(getattr(rec, "size", -1)) == st.st_size and int(getattr(rec, "mtime_ns", -1)) == st.st_mtime_ns
+
+    good, bad = validate_micrographs(paths, pixel_size_a, checked)
+    if skipped is not None:
+        skipped.extend({"path": str(p), "reason": reason} for p, reason in bad)
+    if bad and not good:
+        raise InputError(f"none of the {len(bad)} micrograph(s) is usable: {_list_bad(bad)}")
+    if bad:
+        progress.echo(f"warning: {skipped_summary(bad, len(paths))}")
+    return good
+
+
+def skipped_summary(bad: Sequence[tuple[Path, str]], total: int, limit: int = 5) -> str:
+    """``"skipped 2 of 40 micrographs: a.mrc (truncated ...), b.mrc (NaN values ...)"``."""
+    return f"skipped {len(bad)} of {total} micrographs: {_list_bad(bad, limit)}"
+
+
+def _list_bad(bad: Sequence[tuple[Path, str]], limit: int = 5) -> str:
+    parts = [f"{Path(p).name} ({reason})" for p, reason in bad[:limit]]
+    more = f", and {len(bad) - limit} more (--json lists them all)" if len(bad) > limit else ""
+    return ", ".join(parts) + more
 
 
 def read_micrograph_info(path: str | Path, pixel_size_a: float | None = None) -> MicrographInfo:
