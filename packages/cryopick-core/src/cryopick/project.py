@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ def digest(obj: Any, n: int = 12) -> str:
 
 
 def file_checksum(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
@@ -39,6 +41,8 @@ class MicrographRecord:
     shape: tuple[int, int]
     pixel_size_a: float | None
     checksum: str
+    size: int = 0
+    mtime_ns: int = 0
 
 
 def particles_record(p: Particles, **attributes: Any) -> Record:
@@ -58,32 +62,42 @@ class Project:
 
     # micrographs ------------------------------------------------------------------------------------
     def add_micrograph(self, path: Path, pixel_size_a: float | None = None) -> tuple[MicrographRecord, bool]:
-        """Register a micrograph; returns ``(record, added)``; unchanged files are not re-added."""
+        """Register a micrograph; returns ``(record, added)``; unchanged files are not re-added.
+
+        A file already imported under the same path with the same size and modification time is taken
+        as unchanged without reading it again; otherwise its SHA-256 decides (a touched but unchanged
+        file only gets its size and time updated, which keeps its cached preprocessing valid).
+        """
         from cryopick.io.micrographs import micrograph_name, read_micrograph_info
 
-        info = read_micrograph_info(path, pixel_size_a=pixel_size_a)
         name = micrograph_name(path)
-        checksum = file_checksum(Path(path))
+        resolved = str(Path(path).resolve())
+        st = os.stat(path)
+        info = read_micrograph_info(path, pixel_size_a=pixel_size_a)  # the header only
         old = self.micrograph(name)
+        if old is not None and old.path == resolved and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns \
+                and old.pixel_size_a == info.pixel_size_a:
+            return old, False  # same file, same size and time: not read again
+        checksum = file_checksum(Path(path))
         if old is not None:
-            if old.checksum == checksum and old.pixel_size_a == info.pixel_size_a:
-                return old, False
-            if Path(old.path).resolve() != Path(path).resolve() and old.checksum != checksum:
+            if old.path != resolved and old.checksum != checksum:
                 raise InputError(
                     f"{path}: another micrograph named {name!r} ({old.path}) is already in the project; "
                     "micrographs are identified by file name, so rename one of them")
-        rec = MicrographRecord(name, str(Path(path).resolve()), tuple(int(s) for s in info.shape),
-                               info.pixel_size_a, checksum)
+        rec = MicrographRecord(name, resolved, tuple(int(s) for s in info.shape), info.pixel_size_a, checksum,
+                               int(st.st_size), int(st.st_mtime_ns))
+        unchanged = old is not None and old.checksum == checksum and old.pixel_size_a == rec.pixel_size_a
         self.store.put(f"/micrographs/{name}", path=rec.path, shape=list(rec.shape),
-                       pixel_size_a=float(rec.pixel_size_a or 0.0), checksum=checksum)
-        return rec, True
+                       pixel_size_a=float(rec.pixel_size_a or 0.0), checksum=checksum, size=rec.size,
+                       mtime_ns=rec.mtime_ns)
+        return rec, not unchanged
 
     def micrograph(self, name: str) -> MicrographRecord | None:
-        r = self.store.get(f"/micrographs/{name}")
-        if r is None:
+        a = self.store.attributes(f"/micrographs/{name}")
+        if a is None:
             return None
-        a = r.attrs
-        return MicrographRecord(name, a["path"], tuple(a["shape"]), a["pixel_size_a"] or None, a["checksum"])
+        return MicrographRecord(name, a["path"], tuple(a["shape"]), a["pixel_size_a"] or None, a["checksum"],
+                                int(a.get("size", 0)), int(a.get("mtime_ns", 0)))
 
     def micrographs(self) -> dict[str, MicrographRecord]:
         return {n: self.micrograph(n) for n in self.store.children("/micrographs")}
@@ -98,11 +112,25 @@ class Project:
     # preprocessed -----------------------------------------------------------------------------------
     def put_preprocessed(self, key: str, name: str, image: np.ndarray, factor: tuple[float, float],
                          chain: list) -> None:
-        self.store.put(f"/preprocessed/{key}/{name}", {"image": image.astype(np.float32)},
-                       factor_x=float(factor[0]), factor_y=float(factor[1]), chain=chain)
+        """Cache a preprocessed image (in an array file), valid for the micrograph's current checksum."""
+        mic = self.micrograph(name)
+        self.store.write({f"/preprocessed/{key}/{name}": Record(
+            {"image": image.astype(np.float32)},
+            {"factor_x": float(factor[0]), "factor_y": float(factor[1]), "chain": chain,
+             "checksum": mic.checksum if mic else ""},
+            external=True)})
 
     def has_preprocessed(self, key: str, name: str) -> bool:
-        return self.store.has(f"/preprocessed/{key}/{name}")
+        """Whether the chain ``key`` was applied to the micrograph as it is now (same checksum): the
+        cache key of a preprocessed image is the chain and the micrograph's checksum."""
+        return self._current(f"/preprocessed/{key}/{name}", name)
+
+    def _current(self, record_path: str, name: str) -> bool:
+        a = self.store.attributes(record_path)
+        if a is None:
+            return False
+        mic = self.store.attributes(f"/micrographs/{name}")
+        return mic is not None and a.get("checksum") == mic.get("checksum")
 
     def preprocessed(self, key: str, name: str) -> tuple[np.ndarray, tuple[float, float]]:
         r = self.store.get(f"/preprocessed/{key}/{name}")
@@ -127,10 +155,13 @@ class Project:
 
     # runs -------------------------------------------------------------------------------------------
     def put_candidates(self, run: str, name: str, candidates: Particles, seconds: float) -> None:
-        self.store.write({f"/runs/{run}/candidates/{name}": particles_record(candidates, seconds=seconds)})
+        mic = self.micrograph(name)
+        self.store.write({f"/runs/{run}/candidates/{name}": particles_record(
+            candidates, seconds=seconds, checksum=mic.checksum if mic else "")})
 
     def has_candidates(self, run: str, name: str) -> bool:
-        return self.store.has(f"/runs/{run}/candidates/{name}")
+        """Whether the run scored the micrograph as it is now (same checksum)."""
+        return self._current(f"/runs/{run}/candidates/{name}", name)
 
     def candidates(self, run: str) -> dict[str, Particles]:
         return {n: record_particles(self.store.get(f"/runs/{run}/candidates/{n}"))
@@ -170,3 +201,67 @@ class Project:
     def settings(self) -> dict[str, Any]:
         r = self.store.get("/settings")
         return dict(r.attrs) if r else {}
+
+    # pruning ----------------------------------------------------------------------------------------
+    def prune(self, keep_runs: int | None = None, dry_run: bool = False) -> PruneReport:
+        """Drop runs beyond the ``keep_runs`` most recent (all kept when ``None``), then the models and
+        preprocessed image sets no kept run uses, preprocessed images of micrographs that changed since,
+        and array and temporary files nothing refers to; rewrite the main file without them.
+
+        Labels, micrographs and settings are never dropped. With ``dry_run`` nothing changes and the
+        report's ``returned`` counts only the files that would be deleted (the main file shrinks too).
+        """
+        if keep_runs is not None and keep_runs < 0:
+            raise InputError(f"--keep-runs {keep_runs}: give 0 or more")
+        runs = sorted(self.runs(), key=lambda r: float(self.run_info(r).get("updated") or 0), reverse=True)
+        kept = runs if keep_runs is None else runs[:keep_runs]
+        infos = [self.run_info(r) for r in kept]
+        models_used = {i.get("model") for i in infos} - {None}
+        sets_used = {i.get("preprocessing") for i in infos} - {None}
+        report = PruneReport(dry_run=dry_run)
+        report.runs = [r for r in runs if r not in kept]
+        report.models = [m for m in self.store.children("/models") if m not in models_used]
+        report.preprocessed_sets = [k for k in self.store.children("/preprocessed") if k not in sets_used]
+        report.preprocessed_images = sum(len(self.store.children(f"/preprocessed/{k}"))
+                                         for k in report.preprocessed_sets)
+        stale = {f"/preprocessed/{k}/{n}" for k in self.store.children("/preprocessed") if k in sets_used
+                 for n in self.store.children(f"/preprocessed/{k}") if not self.has_preprocessed(k, n)}
+        report.stale_images = len(stale)
+        dropped = ({f"/runs/{r}" for r in report.runs} | {f"/models/{m}" for m in report.models}
+                   | {f"/preprocessed/{k}" for k in report.preprocessed_sets} | stale)
+
+        def drop(path: str) -> bool:
+            return any(path == d or path.startswith(d + "/") for d in dropped)
+
+        report.bytes_before = sum(self.store.disk_usage().values())
+        if dry_run:
+            doomed = self.store.unreferenced(exclude=drop)
+            report.files = len(doomed)
+            report.bytes_after = report.bytes_before - sum(p.stat().st_size for p in doomed if p.exists())
+            return report
+        self.store.rewrite(drop)
+        report.files, _ = self.store.sweep()
+        report.bytes_after = sum(self.store.disk_usage().values())
+        return report
+
+
+@attrs.define
+class PruneReport:
+    """What :meth:`Project.prune` dropped (or would drop, with ``dry_run``)."""
+
+    dry_run: bool = False
+    runs: list[str] = attrs.Factory(list)
+    models: list[str] = attrs.Factory(list)
+    preprocessed_sets: list[str] = attrs.Factory(list)
+    preprocessed_images: int = 0
+    stale_images: int = 0
+    files: int = 0  # array and temporary files deleted
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    @property
+    def returned(self) -> int:
+        return max(0, self.bytes_before - self.bytes_after)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**attrs.asdict(self), "returned": self.returned}

@@ -97,6 +97,9 @@ def simulate_dataset(config: SimulationConfig, out_dir) -> SimulatedDataset:
         with mrcfile.new(path, overwrite=True) as mrc:
             mrc.set_data(mic.image.astype(np.float32, copy=False))
             mrc.voxel_size = config.pixel_size_a
+            # a fixed label instead of mrcfile's creation time: the same config writes the same bytes, so
+            # a rerun finds the same checksums and reuses the project's cached preprocessing
+            mrc.header.label[0] = f"cryopick simulate {config.species} seed {config.seed}".encode()[:80]
         paths.append(path)
         # Keep only what the table needs, not the images.
         mic.image = None
