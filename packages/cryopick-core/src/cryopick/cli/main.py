@@ -85,6 +85,7 @@ def _add_commands(group: click.Group) -> None:
         pick,
         plugins,
         preprocess,
+        prune,
         run,
         show,
         simulate,
@@ -93,7 +94,7 @@ def _add_commands(group: click.Group) -> None:
 
     for module, name in ((init, "init"), (import_, "import_cmd"), (preprocess, "preprocess"), (train, "train"),
                          (pick, "pick"), (run, "run"), (eval_cmd, "eval_cmd"), (export, "export"),
-                         (plugins, "plugins"), (simulate, "simulate"), (show, "show")):
+                         (plugins, "plugins"), (simulate, "simulate"), (show, "show"), (prune, "prune")):
         group.add_command(getattr(module, name))
 
 
