@@ -12,7 +12,9 @@ def test_demo_run_with_dog_prints_precision_recall(tmp_path, cli):
     assert out.returncode == 0, out.stderr
     assert "precision" in out.stdout and "recall" in out.stdout and "F1" in out.stdout
     assert "per micrograph" in out.stdout
-    star = starfile.read(tmp_path / "out" / "particles.star")
+    runs = sorted((tmp_path / "out").glob("dog-*/particles.star"))
+    assert len(runs) == 1 and str(runs[0].parent.relative_to(tmp_path)) in out.stdout  # OUT/<run>/, path printed
+    star = starfile.read(runs[0])
     assert {"rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAutopickFigureOfMerit"} <= set(star.columns)
     # progress went to stderr, the summary to stdout
     assert "score" in out.stderr

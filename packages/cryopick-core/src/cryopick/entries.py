@@ -55,9 +55,14 @@ class Entry:
 @attrs.frozen
 class PreprocessorEntry(Entry):
     """An image transform: ``target(**params)`` returns an object with
-    ``__call__(image) -> cryopick.preprocess.Preprocessed``."""
+    ``__call__(image) -> cryopick.preprocess.Preprocessed``.
+
+    ``pixel_size``: when True the pipeline also passes ``pixel_size_a=`` (Å per pixel of the micrograph,
+    or None) to ``target`` (core's ``downsample`` uses it to downsample to a target pixel size).
+    """
 
     kind: ClassVar[str] = "preprocessor"
+    pixel_size: bool = False
 
 
 @attrs.frozen
@@ -68,19 +73,42 @@ class BackboneEntry(Entry):
     framework: str = "torch"
 
 
+#: What a loss is called with, by ``LossEntry.inputs`` (see docs/hooks.md).
+LOSS_INPUTS = {
+    # topaz and any positive-unlabelled classifier: loss(positive_logits, unlabelled_logits, pi) -> scalar
+    "pu-logits": "(positive_logits: Tensor[n_p], unlabelled_logits: Tensor[n_u], pi: float) -> scalar Tensor",
+    # CryoMAE's self-cross similarity: loss(exemplar_features, unlabelled_features) -> scalar
+    "features": "(exemplar_features: Tensor[m, D], unlabelled_features: Tensor[n, D]) -> scalar Tensor",
+}
+
+
 @attrs.frozen
 class LossEntry(Entry):
-    """A training objective (usually a torch callable)."""
+    """A training objective (usually a torch callable): ``target(**params)`` returns the loss.
+
+    ``inputs`` says what the loss is called with (a key of :data:`LOSS_INPUTS`): ``"pu-logits"`` (the
+    default; what ``topaz`` accepts with ``--set loss=NAME``) or ``"features"`` (CryoMAE's SCS losses).
+    """
 
     kind: ClassVar[str] = "loss"
     framework: str = "torch"
+    inputs: str = attrs.field(default="pu-logits", validator=attrs.validators.in_(tuple(LOSS_INPUTS)))
 
 
 @attrs.frozen
 class ThresholderEntry(Entry):
-    """``target(**params)`` returns an object with ``cutoff(scores) -> float``."""
+    """``target(**params)`` returns an object with ``cutoff(scores) -> float``.
+
+    ``parameter`` is the keyword that receives ``VALUE`` of ``--threshold NAME:VALUE``, converted with
+    ``parameter_type`` (``"float"`` or ``"int"``). ``scope`` is where the cut-off is taken by default:
+    ``"micrograph"`` (on each micrograph's scores) or ``"dataset"`` (on all scores together);
+    ``--threshold-scope`` overrides it.
+    """
 
     kind: ClassVar[str] = "thresholder"
+    parameter: str = "value"
+    parameter_type: str = attrs.field(default="float", validator=attrs.validators.in_(("float", "int")))
+    scope: str = attrs.field(default="dataset", validator=attrs.validators.in_(("micrograph", "dataset")))
 
 
 @attrs.frozen

@@ -25,10 +25,11 @@ from cryopick.errors import DuplicateComponentError, PluginLoadError, UnknownCom
 ENTRY_POINT_GROUP = "cryopick"
 CORE_DISTRIBUTION = "cryopick-core"
 
-#: Components of the first-party plugins, so that an unknown name can say what to install.
+#: Components of the first-party plugin distributions in this repository (packages/), so that an unknown
+#: name can say what to install. Only components those distributions really register are listed
+#: (tests/core/test_contract.py checks this against the installed plugins).
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
-    "picker": {"mae": "cryopick-mae", "topaz": "cryopick-topaz", "hydra": "cryopick-hydra",
-               "active": "cryopick-active"},
+    "picker": {"mae": "cryopick-mae", "topaz": "cryopick-topaz"},
     "backbone": {"vit-mae": "cryopick-mae", "resnet8": "cryopick-topaz", "resnet16": "cryopick-topaz",
                  "conv31": "cryopick-topaz", "conv63": "cryopick-topaz", "conv127": "cryopick-topaz"},
     "loss": {"scs": "cryopick-mae", "scs-pu": "cryopick-mae", "pn": "cryopick-topaz", "ge-kl": "cryopick-topaz",
@@ -160,13 +161,34 @@ class PluginHost:
         self.disabled: list[str] = []
         self.registries: dict[str, Registry] = {kind: Registry(kind, self) for kind in KINDS}
 
-    def __getattr__(self, attr: str) -> Registry:
-        # host.pickers, host.thresholders, host.losses, ... (plural of the kind)
-        registries = self.__dict__.get("registries", {})
-        for kind in (attr[:-2] if attr.endswith("es") else None, attr[:-1] if attr.endswith("s") else None):
-            if kind in registries:
-                return registries[kind]
-        raise AttributeError(attr)
+    # One typed property per kind (the registries themselves are in ``registries``, keyed by kind).
+    @property
+    def preprocessors(self) -> Registry:
+        return self.registries["preprocessor"]
+
+    @property
+    def backbones(self) -> Registry:
+        return self.registries["backbone"]
+
+    @property
+    def losses(self) -> Registry:
+        return self.registries["loss"]
+
+    @property
+    def thresholders(self) -> Registry:
+        return self.registries["thresholder"]
+
+    @property
+    def exporters(self) -> Registry:
+        return self.registries["exporter"]
+
+    @property
+    def importers(self) -> Registry:
+        return self.registries["importer"]
+
+    @property
+    def pickers(self) -> Registry:
+        return self.registries["picker"]
 
     def register(self, plugin: object, name: str, distribution: str = "", version: str = "") -> None:
         """Register a plugin object or module and collect its components."""

@@ -27,12 +27,32 @@ from cryopick.particles import Particles
 
 @attrs.define
 class PickerContext:
-    """What the pipeline gives a picker besides its config."""
+    """What the pipeline gives a picker besides its config: the device, the seed, the plugin host (to
+    build registered backbones and losses by name) and the name the picker is registered under."""
 
     device: str = "cpu"
     seed: int = 0
-    host: Any = None  # cryopick.host.PluginHost, to build backbones/losses by name
+    host: Any = None  # cryopick.host.PluginHost; None = a host with every installed plugin, built when needed
     progress: bool = True
+    name: str = ""
+
+    def plugin_host(self):
+        """The plugin host (built with every installed plugin the first time, when none was given)."""
+        if self.host is None:
+            from cryopick.host import build_host
+
+            self.host = build_host()
+        return self.host
+
+    def registry(self, kind: str):
+        """The host's :class:`~cryopick.host.Registry` of ``kind`` (``"backbone"``, ``"loss"``, ...)."""
+        return self.plugin_host().registries[kind]
+
+    def load(self, kind: str, name: str) -> Any:
+        """The registered component ``name`` of ``kind`` (its imported target), for example
+        ``context.load("backbone", config.backbone)(**params)``. An unknown name is a
+        :class:`~cryopick.errors.UnknownComponentError` listing the installed ones."""
+        return self.registry(kind).load(name)
 
 
 @attrs.define

@@ -10,7 +10,7 @@ from cryopick.hookspecs import hookimpl
 def cryopick_register_preprocessors():
     return [
         PreprocessorEntry("downsample", "cryopick.preprocess:Downsample",
-                          "Fourier-crop downsampling by a factor or to a target pixel size"),
+                          "Fourier-crop downsampling by a factor or to a target pixel size", pixel_size=True),
         PreprocessorEntry("normalize", "cryopick.preprocess:Normalize",
                           "affine normalisation to zero mean, unit variance (robust=true: median/MAD)"),
         PreprocessorEntry("lowpass", "cryopick.preprocess:Lowpass", "Gaussian low-pass filter"),
@@ -21,10 +21,13 @@ def cryopick_register_preprocessors():
 def cryopick_register_thresholders():
     return [
         ThresholderEntry("fixed", "cryopick.threshold:Fixed", "keep scores >= value (fixed:VALUE)"),
-        ThresholderEntry("topk", "cryopick.threshold:TopK", "keep the k best candidates per micrograph (topk:K)"),
-        ThresholderEntry("otsu", "cryopick.threshold:Otsu", "Otsu's two-class histogram cut"),
+        ThresholderEntry("topk", "cryopick.threshold:TopK", "keep the k best candidates per micrograph (topk:K)",
+                         parameter="k", parameter_type="int", scope="micrograph"),
+        ThresholderEntry("otsu", "cryopick.threshold:Otsu", "Otsu's two-class histogram cut (otsu:BINS)",
+                         parameter="bins", parameter_type="int"),
         ThresholderEntry("density", "cryopick.threshold:Density",
-                         "CryoMAE density cut-off: largest change of mean kNN score distance (density:K)"),
+                         "CryoMAE density cut-off: largest change of mean kNN score distance (density:K)",
+                         parameter="k", parameter_type="int", scope="micrograph"),
     ]
 
 

@@ -59,21 +59,13 @@ def tiny_demo(tmp_path):
 def check_picker_contract(host, name: str, image: np.ndarray, labels, diameter_px: float, settings=None):
     """Drive picker ``name`` through the pipeline contract on one image; returns its candidates
     (in the image's pixels). ``labels`` are :class:`~cryopick.particles.Particles` on ``image``."""
-    from cryopick.config import build_config
     from cryopick.particles import Particles
-    from cryopick.picker import ModelState, PickerContext, TrainingData, TrainingItem
-    from cryopick.preprocess import apply_chain
+    from cryopick.picker import ModelState, TrainingData, TrainingItem
+    from cryopick.pickers import make_picker
+    from cryopick.stages.preprocess import preprocess_image
 
-    cls = host.pickers.load(name)
-    preset = cls.default_preset("cpu")
-    settings = dict(settings or {})
-    if preset and "preset" not in settings:
-        settings["preset"] = preset
-    config = build_config(cls.Config, settings, cls.presets)
-    picker = cls(config, PickerContext(device="cpu", seed=0, host=host))
-    chain = picker.preprocessing(diameter_px, None)
-    steps = [host.preprocessors.load(n)(**p) for n, p in chain]
-    pre = apply_chain(image, steps)
+    picker = make_picker(host, name, settings, device="cpu", seed=0)
+    pre = preprocess_image(picker, image, diameter_px, None)
     factor = pre.factor
     d_pre = diameter_px / ((factor[0] + factor[1]) / 2)
     if picker.trainable:
@@ -82,7 +74,7 @@ def check_picker_contract(host, name: str, image: np.ndarray, labels, diameter_p
         if state is not None:
             assert isinstance(state, ModelState)
             assert all(isinstance(v, np.ndarray) for v in state.arrays.values())
-            fresh = cls(config, PickerContext(device="cpu", seed=0, host=host))
+            fresh = make_picker(host, name, settings, device="cpu", seed=0)
             fresh.load(state)
             picker = fresh
     cands = picker.score(pre.image, d_pre)

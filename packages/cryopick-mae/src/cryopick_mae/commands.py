@@ -19,21 +19,6 @@ from pathlib import Path
 import click
 
 
-def _read(path: str):
-    """``(image float32, pixel size or None)``: core's reader, or mrcfile if that is unavailable."""
-    try:
-        from cryopick.io.micrographs import read_micrograph
-    except ImportError:  # pragma: no cover - older core
-        import mrcfile
-        import numpy as np
-
-        with mrcfile.open(path, permissive=True) as mrc:
-            size = float(mrc.voxel_size.x) or None
-            return np.asarray(mrc.data, dtype=np.float32), size
-    image, info = read_micrograph(path)
-    return image, info.pixel_size_a
-
-
 @click.group("mae")
 def mae_group():
     """CryoMAE plugin commands (pre-training)."""
@@ -54,48 +39,52 @@ def mae_group():
               help="Other mae settings (architecture, crop_factor, mask_ratio ...).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def pretrain_command(micrographs, diameter, out, preset, epochs, regions_per_micrograph, batch, lr, pixel_size,
+@click.pass_context
+def pretrain_command(ctx, micrographs, diameter, out, preset, epochs, regions_per_micrograph, batch, lr, pixel_size,
                      settings, device, seed):
     """Pre-train the MAE on random regions of unlabelled micrographs and write its weights (HDF5), for
     ``cryopick run --picker mae --set checkpoint=OUT``."""
     import numpy as np
 
-    from cryopick.config import build_config, config_to_dict, parse_diameter, parse_settings
+    from cryopick.cli.context import get_host
+    from cryopick.config import config_to_dict, parse_diameter, parse_settings
     from cryopick.errors import InputError
+    from cryopick.io.micrographs import read_micrograph
     from cryopick.picker import ModelState
-    from cryopick.preprocess import Downsample, Normalize, apply_chain
+    from cryopick.pickers import make_picker
     from cryopick.progress import echo
-    from cryopick.torchutil import resolve_device, seed_everything
+    from cryopick.stages.preprocess import preprocess_image
+    from cryopick.torchutil import seed_everything
     from cryopick.weights import save_weights
-    from cryopick_mae.model import build_vit_mae, count_parameters
-    from cryopick_mae.picker import MAEConfig, MAEPicker
+    from cryopick_mae.model import count_parameters
     from cryopick_mae.train import model_arrays, pretrain, region_epochs, sample_regions
-    from cryopick_mae.windows import window_size
 
     paths = sorted(glob.glob(micrographs))
     if not paths:
         raise InputError(f"--micrographs {micrographs!r} matches no files")
-    device = resolve_device(device)
     values = parse_settings(settings)
-    values["preset"] = preset or MAEPicker.default_preset(device)
-    cfg = build_config(MAEConfig, values, MAEPicker.presets, owner="mae")
+    if preset:
+        values["preset"] = preset
+    # the picker exactly as `cryopick run --picker mae` builds it, so that pre-training sees the images
+    # picking sees (its own preprocessing chain: downsample, low-pass, normalise)
+    picker = make_picker(get_host(ctx), "mae", values, device, seed)
+    cfg = picker.config
+    device = picker.context.device
     seed_everything(seed)
     rng = np.random.default_rng(seed)
 
     regions, diameter_pp, window = [], None, None
     for path in paths:
-        image, size = _read(path)
-        d = parse_diameter(diameter, pixel_size or size)
-        factor = max(1.0, cfg.crop_factor * d / cfg.image_size)
-        pre = apply_chain(image, [Downsample(factor=factor), Normalize(robust=True)])
+        image, info = read_micrograph(path)
+        size = pixel_size or info.pixel_size_a
+        d = parse_diameter(diameter, size)
+        pre = preprocess_image(picker, np.asarray(image, dtype=np.float32), d, size)
         diameter_pp = d / pre.factor[0]
-        window = window_size(diameter_pp, cfg.crop_factor, cfg.image_size)
+        window = picker.window_px(diameter_pp)
         regions.append(sample_regions([pre.image], regions_per_micrograph, window, rng))
     regions = np.concatenate(regions)
 
-    model = build_vit_mae(**{k: getattr(cfg, k) for k in ("image_size", "patch_size", "embed_dim", "depth",
-                                                           "num_heads", "decoder_dim", "decoder_depth",
-                                                           "decoder_heads", "mlp_ratio", "norm_pix_loss")})
+    model = picker.context.load("backbone", "vit-mae")(**picker.architecture())
     batch = batch or cfg.pretrain_batch
     steps = epochs * -(-len(regions) // min(batch, len(regions)))
     echo(f"mae pretrain: {len(paths)} micrographs, {len(regions)} regions of {window} px, "

@@ -201,8 +201,6 @@ class MAEPicker(Picker):
         import torch
 
         from cryopick.torchutil import seed_everything
-        from cryopick_mae.losses import scs_loss, scs_pu_loss
-        from cryopick_mae.model import build_vit_mae
         from cryopick_mae.train import encode, finetune, fresh_regions, model_from_state, pretrain
         from cryopick_mae.windows import crop_centred, to_input, with_rotations
 
@@ -219,7 +217,7 @@ class MAEPicker(Picker):
         if state is not None:
             model = model_from_state(state)
         else:
-            model = build_vit_mae(**self.architecture())
+            model = self.context.load("backbone", "vit-mae")(**self.architecture())
             images = [it.image for it in data.items] + [it.image for it in data.unlabelled]
             if cfg.pretrain_steps > 0:
                 sampler = fresh_regions(images, cfg.pretrain_batch, window, rng)
@@ -240,7 +238,9 @@ class MAEPicker(Picker):
         positives = to_input(crops, model.image_size, cfg.window_norm, device)
 
         if cfg.scs:
-            loss_fn = scs_pu_loss(cfg.alpha, cfg.tau, cfg.pi_hat) if cfg.pu else scs_loss(cfg.alpha, cfg.tau)
+            # through the registry (losses "scs-pu" / "scs", inputs="features"), like any plugin's loss
+            params = {"alpha": cfg.alpha, "tau": cfg.tau, **({"pi": cfg.pi_hat} if cfg.pu else {})}
+            loss_fn = self.context.load("loss", "scs-pu" if cfg.pu else "scs")(**params)
         else:
             loss_fn = None
         start = time.perf_counter()

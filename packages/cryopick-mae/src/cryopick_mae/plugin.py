@@ -22,9 +22,10 @@ def cryopick_register_backbones():
 @hookimpl
 def cryopick_register_losses():
     return [
-        LossEntry("scs", "cryopick_mae.losses:scs_loss", "CryoMAE self-cross similarity loss (eq. 1-3)"),
+        LossEntry("scs", "cryopick_mae.losses:scs_loss", "CryoMAE self-cross similarity loss (eq. 1-3)",
+                  inputs="features"),
         LossEntry("scs-pu", "cryopick_mae.losses:scs_pu_loss",
-                  "CryoMAE PU-adjusted self-cross similarity loss (eq. 3-5)"),
+                  "CryoMAE PU-adjusted self-cross similarity loss (eq. 3-5)", inputs="features"),
     ]
 
 

@@ -26,13 +26,16 @@ from cryopick.cli.options import project_option
 @click.pass_context
 def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
     """Export picks from PROJECT."""
-    from cryopick.cli.main import get_host
+    from cryopick.cli.context import get_host
     from cryopick.errors import InputError
     from cryopick.pipeline import open_project
-    from cryopick.runner import export_picks
+    from cryopick.stages.export import export_picks
+
+    from cryopick.fsutil import ensure_writable_dir
 
     host = get_host(ctx)
     host.exporters.get(fmt)
+    ensure_writable_dir(out, "--out")
     proj = open_project(project, "r")
     run_id = run_id or proj.latest_run()
     if run_id is None or run_id not in proj.runs():

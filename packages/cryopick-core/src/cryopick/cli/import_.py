@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import click
 
-from cryopick.cli.options import emit, project_option
+from cryopick.cli.options import emit, micrographs_option, project_option
 
 
 @click.command("import")
 @project_option()
-@click.option("--micrographs", "-m", help="Glob of micrographs.")
+@micrographs_option()
 @click.option("--pixel-size", type=float, help="Pixel size in Å, overriding the headers.")
 @click.option("--labels", "-l", help="Coordinate file or folder (STAR, .box, .txt, .csv, .cs).")
 @click.option("--label-set", default="train", show_default=True, help="Name to store the labels under.")
@@ -25,10 +25,11 @@ from cryopick.cli.options import emit, project_option
 @click.pass_context
 def import_cmd(ctx, project, micrographs, pixel_size, labels, label_set, diameter, as_json):
     """Import micrographs and/or coordinates into PROJECT."""
-    from cryopick.cli.main import get_host
+    from cryopick.cli.context import get_host
     from cryopick.config import parse_diameter
     from cryopick.errors import ConfigError
-    from cryopick.pipeline import expand_micrographs, import_labels, import_micrographs, open_project
+    from cryopick.pipeline import open_project
+    from cryopick.stages.import_ import expand_micrographs, import_labels, import_micrographs
 
     if not micrographs and not labels and not diameter:
         raise ConfigError("nothing to import: give --micrographs, --labels and/or --diameter")
@@ -36,8 +37,10 @@ def import_cmd(ctx, project, micrographs, pixel_size, labels, label_set, diamete
     try:
         result = {}
         if micrographs:
-            names = import_micrographs(proj, expand_micrographs(micrographs), pixel_size)
+            skipped: list[dict] = []
+            names = import_micrographs(proj, expand_micrographs(micrographs), pixel_size, skipped)
             result["micrographs"] = len(names)
+            result["skipped"] = skipped
         if labels:
             picks = import_labels(proj, labels, label_set, get_host(ctx))
             result["labels"] = {"set": label_set, "micrographs": len(picks),
@@ -50,6 +53,11 @@ def import_cmd(ctx, project, micrographs, pixel_size, labels, label_set, diamete
     text = []
     if "micrographs" in result:
         text.append(f"{result['micrographs']} micrograph(s) in {project}")
+        if result["skipped"]:
+            from cryopick.io.micrographs import skipped_summary
+
+            bad = [(d["path"], d["reason"]) for d in result["skipped"]]
+            text.append(skipped_summary(bad, result["micrographs"] + len(bad)))
     if "labels" in result:
         lab = result["labels"]
         text.append(f"label set {lab['set']!r}: {lab['particles']} particle(s) on {lab['micrographs']} micrograph(s)")

@@ -18,18 +18,15 @@ from cryopick.cli.options import picker_options, project_option, threshold_optio
 @picker_options
 @threshold_options
 @click.option("--label-set", default="train", show_default=True)
-def pick(project, picker, diameter, device, settings, seed, threshold, threshold_scope, label_set):
+@click.pass_context
+def pick(ctx, project, picker, diameter, device, settings, seed, threshold, threshold_scope, label_set):
     """Pick particles in PROJECT (training first if the model is not there yet)."""
-    from cryopick.cli.stages import open_pipeline
+    from cryopick.cli.context import stage_project
+    from cryopick.pipeline import pick_micrographs
 
-    ctx = click.get_current_context()
-    proj, pipe, names, diameter_px = open_pipeline(ctx, project, picker, diameter, device, settings, seed)
-    try:
-        pipe.preprocess(diameter_px, names)
-        pipe.train(diameter_px, names, label_set)
-        run = pipe.score(diameter_px, names)
-        picks = pipe.threshold(run, threshold, threshold_scope)
-    finally:
-        proj.store.close()
-    total = sum(len(p) for p in picks.values())
-    click.echo(f"run {run}: {total} picks on {len(picks)} micrograph(s) ({total / max(1, len(picks)):.1f} each)")
+    with stage_project(ctx, project, picker, diameter, device, settings, seed) as (proj, built, names, d_px):
+        outcome = pick_micrographs(proj, built, d_px, names, label_set, threshold, threshold_scope)
+    total = sum(len(p) for p in outcome.picks.values())
+    n = len(outcome.picks)
+    click.echo(f"run {outcome.run}: {total} picks on {n} micrograph(s) ({total / max(1, n):.1f} each), "
+               f"threshold {outcome.threshold}")

@@ -20,7 +20,7 @@ from cryopick.cli.options import emit
 @click.pass_context
 def plugins(ctx, verbose, as_json):
     """List plugins with distribution, version and components by kind."""
-    from cryopick.cli.main import get_host
+    from cryopick.cli.context import get_host
     from cryopick.host import KINDS
 
     host = get_host(ctx)

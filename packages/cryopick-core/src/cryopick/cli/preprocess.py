@@ -15,14 +15,12 @@ from cryopick.cli.options import picker_options, project_option
 @click.command("preprocess")
 @project_option()
 @picker_options
-def preprocess(project, picker, diameter, device, settings, seed):
+@click.pass_context
+def preprocess(ctx, project, picker, diameter, device, settings, seed):
     """Downsample / normalise / filter micrographs as PICKER needs, caching the result in PROJECT."""
-    from cryopick.cli.stages import open_pipeline
+    from cryopick.cli.context import stage_project
+    from cryopick.stages.preprocess import preprocess as preprocess_stage
 
-    ctx = click.get_current_context()
-    proj, pipe, names, diameter_px = open_pipeline(ctx, project, picker, diameter, device, settings, seed)
-    try:
-        key = pipe.preprocess(diameter_px, names)
-    finally:
-        proj.store.close()
-    click.echo(f"preprocessed {len(names)} micrograph(s) ({pipe.skipped['preprocess']} cached) as {key}")
+    with stage_project(ctx, project, picker, diameter, device, settings, seed) as (proj, built, names, d_px):
+        result = preprocess_stage(proj, built, d_px, names)
+    click.echo(f"preprocessed {len(names)} micrograph(s) ({result.skipped} cached) as {result.key}")

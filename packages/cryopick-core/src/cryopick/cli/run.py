@@ -17,20 +17,21 @@ from pathlib import Path
 
 import click
 
-from cryopick.cli.options import emit, picker_options, settings_dict, threshold_options
+from cryopick.cli.options import emit, micrographs_option, picker_options, settings_dict, threshold_options
 
 
 @click.command("run")
 @picker_options
-@click.option("--micrographs", "-m", help="Glob of micrographs ('data/*.mrc', .mrcs/.tif/.png too). "
-                                          "Omit to run on the built-in simulated demo.")
+@micrographs_option(help="Micrographs: a folder, a glob ('data/*.mrc'; .mrcs/.tif/.png too) or several files. "
+                        "Omit to run on the built-in simulated demo.")
 @click.option("--labels", "-l", help="Training labels / exemplars (STAR, .box, Topaz .txt, CSV, cryoSPARC .cs).")
 @click.option("--truth", help="Ground-truth coordinates: adds precision/recall/F1/AP to the summary.")
 @click.option("--pixel-size", type=float, help="Pixel size in Å, overriding the file headers.")
 @click.option("--project", "-P", type=click.Path(path_type=Path),
               help="Project store (default: OUT/project.h5).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default="cryopick-out", show_default=True,
-              help="Output directory for coordinate files.")
+              help="Output directory: coordinate files go to OUT/<run> (<picker>-<8 hex>), one folder per "
+                   "picker and settings, so runs do not overwrite each other.")
 @click.option("--format", "-f", "fmt", default="star", show_default=True,
               help="Coordinate format: star, box, txt, csv, cs.")
 @click.option("--per-micrograph/--single-file", default=None,
@@ -45,11 +46,10 @@ def run(ctx, picker, diameter, device, settings, seed, micrographs, labels, trut
         per_micrograph, threshold, threshold_scope, match, as_json):
     """Pick particles end to end and summarise (picks per micrograph, time, precision/recall when the
     truth is known)."""
-    from cryopick.cli.main import get_host
-    from cryopick.pipeline import RunOptions
-    from cryopick.runner import format_summary, run_pipeline
+    from cryopick.cli.context import get_host
+    from cryopick.pipeline import RunOptions, format_summary, run_pipeline
 
-    opts = RunOptions(picker=picker, micrographs=micrographs, labels=labels, truth=truth, diameter=diameter,
+    opts = RunOptions(picker=picker, micrographs=micrographs or None, labels=labels, truth=truth, diameter=diameter,
                       pixel_size_a=pixel_size, project=project, out=out, format=fmt, per_micrograph=per_micrograph,
                       device=device, settings=settings_dict(settings), threshold=threshold,
                       threshold_scope=threshold_scope, seed=seed, match=match)

@@ -17,15 +17,14 @@ from cryopick.cli.options import picker_options, project_option
 @project_option()
 @picker_options
 @click.option("--label-set", default="train", show_default=True)
-def train(project, picker, diameter, device, settings, seed, label_set):
+@click.pass_context
+def train(ctx, project, picker, diameter, device, settings, seed, label_set):
     """Train PICKER on PROJECT's label set (the model is stored in the project)."""
-    from cryopick.cli.stages import open_pipeline
+    from cryopick.cli.context import stage_project
+    from cryopick.stages.preprocess import preprocess
+    from cryopick.stages.train import train as train_stage
 
-    ctx = click.get_current_context()
-    proj, pipe, names, diameter_px = open_pipeline(ctx, project, picker, diameter, device, settings, seed)
-    try:
-        pipe.preprocess(diameter_px, names)
-        key = pipe.train(diameter_px, names, label_set)
-    finally:
-        proj.store.close()
+    with stage_project(ctx, project, picker, diameter, device, settings, seed) as (proj, built, names, d_px):
+        prep = preprocess(proj, built, d_px, names)
+        key = train_stage(proj, built, prep.key, d_px, names, label_set).key
     click.echo(f"model {key} in {project}" if key else f"picker {picker} needs no training")

@@ -1,0 +1,62 @@
+"""Building a picker: the one place that turns a picker name, ``--set`` values and a device into a
+configured :class:`~cryopick.picker.Picker` (used by the pipeline, the stage commands, the test helpers
+and plugin commands such as ``cryopick mae pretrain``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryopick.config import build_config
+from cryopick.errors import ConfigError
+
+
+def resolve_picker_device(host: Any, name: str, device: str = "auto") -> str:
+    """``cpu`` for pickers that do not need torch; otherwise ``device`` resolved (``auto`` -> CUDA when
+    present), after checking that torch is importable."""
+    entry = host.pickers.get(name)
+    if not getattr(entry, "requires_torch", False):
+        return "cpu"
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"picker {name!r} needs torch: pip install torch") from exc
+    from cryopick.torchutil import resolve_device
+
+    return resolve_device(device)
+
+
+def picker_config(host: Any, name: str, settings: dict[str, str] | None = None, device: str = "cpu") -> Any:
+    """The picker's attrs config from ``--set`` values; the picker's ``default_preset(device)`` applies
+    when ``settings`` names no preset. Unknown keys and bad values are a :class:`ConfigError`."""
+    cls = host.pickers.load(name)
+    settings = dict(settings or {})
+    if "preset" not in settings:
+        preset = cls.default_preset(device)
+        if preset:
+            settings["preset"] = preset
+    return build_config(cls.Config, settings, cls.presets, owner=f"picker {name}")
+
+
+def make_picker(host: Any, name: str, settings: dict[str, str] | None = None, device: str = "auto",
+                seed: int = 0, progress: bool = True) -> Any:
+    """A configured instance of the registered picker ``name``.
+
+    Parameters
+    ----------
+    host : cryopick.host.PluginHost
+        Where the picker (and the backbones, losses and preprocessors it uses) is registered.
+    name : str
+        The picker's registered name (``--picker``).
+    settings : dict, optional
+        ``--set`` values as strings (``{"preset": "tiny", "epochs": "3"}``).
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; pickers without ``requires_torch`` always get ``cpu``.
+    seed : int
+        Random seed given to the picker (runs are deterministic given it).
+    """
+    from cryopick.picker import PickerContext
+
+    cls = host.pickers.load(name)
+    resolved = resolve_picker_device(host, name, device)
+    config = picker_config(host, name, settings, resolved)
+    return cls(config, PickerContext(device=resolved, seed=seed, host=host, progress=progress, name=name))
