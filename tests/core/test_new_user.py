@@ -249,3 +249,13 @@ def test_bad_micrographs_are_skipped_and_reported(tmp_path, cli, sim):
     line = _one_line_error(cli(["import", "-P", "j.h5", "-m", "data/a_truncated.mrc", "data/b_nan.mrc"],
                                cwd=tmp_path))
     assert "none of the 2 micrograph(s) is usable" in line and "b_nan.mrc" in line
+
+
+# -- install hint --------------------------------------------------------------------------------------------
+
+def test_missing_picker_says_how_to_install_it_from_the_repository(tmp_path, cli):
+    line = _one_line_error(cli(["run", "--picker", "mae", "-o", "o"], cwd=tmp_path,
+                               env_extra={"CRYOPICK_DISABLE_PLUGINS": "mae"}))
+    assert "pip install ./packages/cryopick-mae" in line and "pip install cryopick-mae" not in line
+    repo = Path(__file__).resolve().parents[2]
+    assert (repo / "packages" / "cryopick-mae" / "pyproject.toml").exists()  # the hint names a real folder
