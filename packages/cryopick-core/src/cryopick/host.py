@@ -144,7 +144,8 @@ class Registry:
         if close:
             parts.append(f"Did you mean {close[0]!r}?")
         if provider:
-            parts.append(f"It is provided by {provider}: pip install {provider}")
+            parts.append(f"It is provided by {provider}, which is not on a package index: install it from a "
+                         f"cryopick checkout with pip install ./packages/{provider}")
         if self._host.load_errors:
             parts.append(f"({len(self._host.load_errors)} plugin(s) failed to load: cryopick plugins --verbose)")
         return UnknownComponentError(" ".join(parts))

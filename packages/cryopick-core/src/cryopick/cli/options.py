@@ -82,4 +82,5 @@ def emit(data, as_json: bool, text: str) -> None:
         click.echo(text)
 
 
-__all__ = ["picker_options", "micrographs_option", "ManyValuesOption", "project_option", "threshold_options", "settings_dict", "emit", "CryopickError"]
+__all__ = ["picker_options", "micrographs_option", "ManyValuesOption", "project_option", "threshold_options",
+           "settings_dict", "emit", "CryopickError"]
