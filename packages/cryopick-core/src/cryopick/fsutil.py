@@ -129,7 +129,7 @@ _REASONS = {
 }
 
 _ADVICE = {
-    errno.ENOSPC: "free some space (cryopick prune, or another --out/--project) and rerun the same command to resume",
+    errno.ENOSPC: "free some space (cryopick prune) and rerun the same command to resume",
     errno.EDQUOT: "free some space or use another --out/--project, then rerun the same command to resume",
     errno.EACCES: "choose a path you can write to, or fix its permissions",
     errno.EPERM: "choose a path you can write to, or fix its permissions",
@@ -143,7 +143,7 @@ def describe_os_error(exc: OSError, with_path: bool = True) -> str:
     Examples
     --------
     >>> describe_os_error(OSError(28, "No space left on device", "/data/p.h5"))
-    '/data/p.h5: disk full; free some space (cryopick prune, or another --out/--project) and rerun the same command to resume'
+    '/data/p.h5: disk full; free some space (cryopick prune) and rerun the same command to resume'
     """
     reason = _REASONS.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__)
     if not with_path:
