@@ -26,8 +26,7 @@ def test_registered_components():
     for name in ("resnet8", "resnet16", "conv31", "conv63", "conv127"):
         assert host.backbones.get(name).load()(units=4).receptive_field > 0
     for name in ("pn", "ge-kl", "ge-binomial", "nnpu"):
-        # host.losses would look up the kind "losse" (core's plural rule), so use the registry directly.
-        assert callable(host.registries["loss"].get(name).load()())
+        assert host.losses.get(name).inputs == "pu-logits" and callable(host.losses.load(name)())
     assert host.preprocessors.get("gmm").load()().sample > 0
 
 

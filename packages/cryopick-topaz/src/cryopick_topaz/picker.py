@@ -44,16 +44,18 @@ from cryopick.progress import echo, progress
 
 @attrs.define
 class TopazConfig:
-    #: Network: resnet8, resnet16, conv31, conv63 or conv127 (paper: resnet8).
-    backbone: Literal["resnet8", "resnet16", "conv31", "conv63", "conv127"] = "resnet8"
+    #: Network: any registered backbone (cryopick plugins); topaz's own are resnet8, resnet16, conv31, conv63
+    #: and conv127 (paper: resnet8). Built with ``units=`` (see docs/hooks.md for what topaz needs of it).
+    backbone: str = attrs.field(default="resnet8", metadata={"component": "backbone"})
     #: Width of the first layer (32 or 64 in the reference; later layers are 2x and 4x wider).
     units: int = 32
     #: Downsample micrographs so particles are about this many pixels wide.
     target_diameter_px: float = 24.0
     #: Pixels within this radius (downsampled pixels) of a labelled centre are positives.
     radius: float = 3.0
-    #: Objective: ge-binomial (paper), ge-kl, nnpu or pn.
-    loss: Literal["ge-binomial", "ge-kl", "nnpu", "pn"] = "ge-binomial"
+    #: Objective: any registered loss with ``inputs="pu-logits"``; topaz's own are ge-binomial (paper), ge-kl,
+    #: nnpu and pn.
+    loss: str = attrs.field(default="ge-binomial", metadata={"component": "loss", "inputs": "pu-logits"})
     #: Weight (lambda) of the GE term; None = the paper's 1 for ge-binomial, 10 for ge-kl.
     slack: float | None = None
     #: Particles per micrograph for pi; None = estimated from held-out labels (cryopick_topaz.prior).
@@ -144,9 +146,26 @@ class TopazPicker(Picker):
 
     # -- model ----------------------------------------------------------------------------------------
     def _build(self):
-        from cryopick_topaz.models import build_backbone
+        """The backbone, built through the plugin registry (so another distribution's backbone works)."""
+        from cryopick.errors import ConfigError
 
-        return build_backbone(self.config.backbone, self.config.units)
+        model = self.context.load("backbone", self.config.backbone)(units=self.config.units)
+        missing = [a for a in ("receptive_field", "latent_dim", "extract", "classifier") if not hasattr(model, a)]
+        if missing:
+            raise ConfigError(f"--set backbone={self.config.backbone}: not a topaz-style backbone (it lacks "
+                              f"{', '.join(missing)}; see docs/hooks.md, cryopick_register_backbones)")
+        return model
+
+    def _loss(self):
+        """The loss, built through the plugin registry; ``slack`` goes to losses that take it (the GE ones)."""
+        import inspect
+
+        factory = self.context.load("loss", self.config.loss)
+        try:
+            takes_slack = "slack" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            takes_slack = False
+        return factory(slack=self.config.slack) if takes_slack and self.config.slack is not None else factory()
 
     def _device(self) -> str:
         return self.context.device or "cpu"
@@ -239,7 +258,7 @@ class TopazPicker(Picker):
         """PU training of a fresh network on ``images`` with positive ``labels`` (Online Methods §4-5)."""
         import torch
 
-        from cryopick_topaz.losses import build_loss, reconstruction_error
+        from cryopick_topaz.losses import reconstruction_error
         from cryopick_topaz.models import Decoder
         from cryopick_topaz.sampling import CropSampler, augment, class_prior, positive_mask, unlabelled_prior
 
@@ -266,7 +285,7 @@ class TopazPicker(Picker):
 
         with torch.no_grad():  # start at the prior: logit(pi) on every crop, so early GE terms are small
             model.classifier.bias.fill_(math.log(pi / (1 - pi)))
-        loss_fn = build_loss(cfg.loss, cfg.slack)
+        loss_fn = self._loss()
         # A loss states the prior it takes: the positive fraction of the unlabelled crops (GE, nnPU), or the
         # class prior itself (PN weights positives by pi; pi_u would fall to its floor with complete labels).
         prior = pi if getattr(loss_fn, "prior", "unlabelled") == "total" else pi_u

@@ -27,12 +27,16 @@ def cryopick_register_backbones():
 
 @hookimpl
 def cryopick_register_losses():
+    # inputs="pu-logits": called as loss(positive_logits, unlabelled_logits, pi) (docs/hooks.md)
     return [
-        LossEntry("pn", "cryopick_topaz.losses:PN", "positive-negative: unlabelled treated as negative, pi-weighted"),
-        LossEntry("ge-kl", "cryopick_topaz.losses:GEKL", "generalised expectation, KL to pi (Topaz)"),
+        LossEntry("pn", "cryopick_topaz.losses:PN", "positive-negative: unlabelled treated as negative, pi-weighted",
+                  inputs="pu-logits"),
+        LossEntry("ge-kl", "cryopick_topaz.losses:GEKL", "generalised expectation, KL to pi (Topaz)",
+                  inputs="pu-logits"),
         LossEntry("ge-binomial", "cryopick_topaz.losses:GEBinomial",
-                  "generalised expectation, binomial count of positives per minibatch (Topaz default)"),
-        LossEntry("nnpu", "cryopick_topaz.losses:NNPU", "non-negative PU risk (Kiryo et al. 2017)"),
+                  "generalised expectation, binomial count of positives per minibatch (Topaz default)",
+                  inputs="pu-logits"),
+        LossEntry("nnpu", "cryopick_topaz.losses:NNPU", "non-negative PU risk (Kiryo et al. 2017)", inputs="pu-logits"),
     ]
 
 

@@ -34,7 +34,40 @@ def picker_config(host: Any, name: str, settings: dict[str, str] | None = None, 
         preset = cls.default_preset(device)
         if preset:
             settings["preset"] = preset
-    return build_config(cls.Config, settings, cls.presets, owner=f"picker {name}")
+    config = build_config(cls.Config, settings, cls.presets, owner=f"picker {name}")
+    check_components(host, config, f"picker {name}")
+    return config
+
+
+def check_components(host: Any, config: Any, owner: str = "") -> None:
+    """Check the config fields that name registered components against the registry.
+
+    A field declares its kind with ``attrs.field(metadata={"component": KIND})`` (for example topaz's
+    ``backbone`` and ``loss``), and optionally, for losses, the ``inputs`` it needs (``"pu-logits"``). Any
+    registered name of that kind is accepted, whichever distribution registers it; anything else is a
+    :class:`ConfigError` listing the names that would work.
+    """
+    import attrs
+
+    for field in attrs.fields(type(config)):
+        kind = field.metadata.get("component")
+        value = getattr(config, field.name)
+        if not kind or value is None:
+            continue
+        registry = host.registries[kind]
+        inputs = field.metadata.get("inputs")
+        usable = [r.entry.name for r in registry.items() if inputs is None or getattr(r.entry, "inputs", None) == inputs]
+        if value in registry:
+            entry = registry.get(value)
+            if inputs is None or getattr(entry, "inputs", None) == inputs:
+                continue
+            raise ConfigError(f"--set {field.name}={value}: {kind} {value!r} takes {entry.inputs} inputs, "
+                              f"{owner} needs {inputs}; use one of: {', '.join(usable) or 'none installed'}")
+        try:
+            registry.get(value)  # load errors and name clashes explain themselves
+        except Exception as exc:
+            raise ConfigError(f"--set {field.name}={value}: {exc}"
+                              + (f" ({owner} accepts: {', '.join(usable)})" if inputs else "")) from exc
 
 
 def make_picker(host: Any, name: str, settings: dict[str, str] | None = None, device: str = "auto",
