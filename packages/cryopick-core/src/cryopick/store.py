@@ -188,6 +188,7 @@ class ProjectStore:
         self._session_seq = 1  # entries from this number on were written by this writer
         self._main: h5py.File | None = None
         self._open_entries: dict[Path, h5py.File] = {}
+        self._attr_cache: dict[str, dict[str, Any]] = {}
         if mode not in ("r", "a"):
             raise ValueError("mode must be 'r' or 'a'")
         if mode == "a":
@@ -299,6 +300,7 @@ class ProjectStore:
     # -- journal ------------------------------------------------------------------------------------
     def _scan_journal(self) -> None:
         self._close_handles()
+        self._attr_cache.clear()
         self._journal.clear()
         self._entries = sorted(self.journal_dir.glob("[0-9]*.h5")) if self.journal_dir.is_dir() else []
         for entry in self._entries:
@@ -368,6 +370,7 @@ class ProjectStore:
         self._entries.append(entry)
         for path in records:
             self._journal[path] = entry
+            self._attr_cache.pop(path, None)
 
     def put(self, record_path: str, arrays: dict[str, np.ndarray] | None = None, /, **attributes: Any) -> None:
         """Write one record."""
@@ -404,6 +407,7 @@ class ProjectStore:
     def _replace_main(self, tmp: Path) -> None:
         """Atomically put ``tmp`` in place of the main file, then drop the (now folded) journal."""
         self._close_handles()
+        self._attr_cache.clear()
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
@@ -480,12 +484,17 @@ class ProjectStore:
         return None
 
     def attributes(self, path: str) -> dict[str, Any] | None:
-        """The attributes of a record without reading its arrays (``None`` if there is no such record)."""
+        """The attributes of a record without reading its arrays (``None`` if there is no such record).
+        Cached: resume checks ask for the same few attributes of every micrograph several times."""
+        if path in self._attr_cache:
+            return dict(self._attr_cache[path])
         source = self._journal.get(path)
         f = self._entry_file(source) if source is not None else self._main_file()
         if path not in f:
             return None
-        return {k: _decode_attr(v) for k, v in f[path].attrs.items()}
+        found = {k: _decode_attr(v) for k, v in f[path].attrs.items()}
+        self._attr_cache[path] = found
+        return dict(found)
 
     def children(self, prefix: str) -> list[str]:
         """Names directly under ``prefix`` (main file and journal)."""
