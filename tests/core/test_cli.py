@@ -22,7 +22,7 @@ def test_demo_run_with_dog_prints_precision_recall(tmp_path, cli):
     summary = json.loads(again.stdout)
     assert summary["resumed"]["score"] == summary["micrographs"]
     ev = summary["evaluation"]  # the demo is hard (SNR 0.02, nuisances): DoG ranks particles well above chance
-    assert ev["f1"] > 0.45 and ev["recall"] > 0.6 and ev["n_truth"] > 100
+    assert ev["f1"] > 0.5 and ev["recall"] > 0.5 and ev["precision"] > 0.45 and ev["n_truth"] > 100
 
 
 def test_third_party_picker_runs_from_the_shell(tmp_path, cli, third_party):

@@ -15,6 +15,7 @@ from scipy import ndimage
 from cryopick.nms import peak_local_max
 from cryopick.particles import Particles
 from cryopick.picker import Picker
+from cryopick.threshold import calibrated_peaks
 
 
 @attrs.define
@@ -29,6 +30,12 @@ class DoGConfig:
     nms_fraction: float = 0.8
     #: Ignore peaks whose centre is closer than this fraction of the radius to the edge.
     border_fraction: float = 0.5
+    #: Scores relative to each micrograph's automatic cut-off (``cryopick.threshold.calibrated_peaks``:
+    #: background peaks estimated from the peaks of the negated response), so that the default
+    #: ``fixed:0`` keeps what the micrograph supports; ``false`` = raw DoG responses.
+    auto_cut: bool = True
+    #: Weight of the mirror-image (decoy) peaks in that estimate (below 1: some are particles' CTF fringes).
+    decoy_weight: float = 0.8
 
 
 class DoGPicker(Picker):
@@ -36,9 +43,10 @@ class DoGPicker(Picker):
 
     Config = DoGConfig
     trainable = False
-    #: Keep every blob darker than its surroundings at the particle scale (DoG response > 0). On data
-    #: with contaminants, beads and carbon the strongest responses are often not particles, so cuts
-    #: that chase the top of the score distribution (otsu) lose most particles; see docs/benchmarks.md.
+    #: With ``auto_cut`` (default) scores are relative to each micrograph's automatic cut-off, so
+    #: ``fixed:0`` keeps the peaks that stand out of the background. (Cuts that chase the top of the
+    #: score distribution, such as otsu, lose most particles on data with contaminants and beads, whose
+    #: responses are the strongest; see docs/benchmarks.md.)
     default_threshold = "fixed:0"
 
     def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
@@ -54,5 +62,8 @@ class DoGPicker(Picker):
 
     def score(self, image: np.ndarray, diameter_px: float) -> Particles:
         dog = self.response(image, diameter_px)
-        return peak_local_max(dog, radius=self.config.nms_fraction * diameter_px,
-                              exclude_border=self.config.border_fraction * diameter_px / 2)
+        radius = self.config.nms_fraction * diameter_px
+        border = self.config.border_fraction * diameter_px / 2
+        if self.config.auto_cut:
+            return calibrated_peaks(dog, radius, border, self.config.decoy_weight)
+        return peak_local_max(dog, radius=radius, exclude_border=border)
