@@ -35,9 +35,9 @@ def _global_options() -> list[click.Option]:
     """``-v``/``-q``, accepted after any subcommand too (``cryopick run -q ...``)."""
     return [
         click.Option(list(_VERBOSE), is_flag=True, expose_value=False, callback=_set_verbose,
-                     help="Show tracebacks and details (also accepted before the command)."),
+                     help="Show tracebacks and details."),
         click.Option(list(_QUIET), is_flag=True, expose_value=False, callback=_set_quiet,
-                     help="No progress or status lines on stderr (also accepted before the command)."),
+                     help="No progress or status lines on stderr."),
     ]
 
 
