@@ -1,6 +1,7 @@
 """The `cryopick` command as a user runs it: demo, third-party picker, plugin listing, bad input."""
 
 import json
+import re
 
 import mrcfile
 import numpy as np
@@ -43,8 +44,13 @@ def test_third_party_picker_runs_from_the_shell(tmp_path, cli, third_party):
 def test_plugins_lists_every_kind(tmp_path, cli):
     out = cli(["plugins", "--verbose"], cwd=tmp_path)
     assert out.returncode == 0
-    for kind in ("preprocessor", "thresholder", "exporter", "importer", "picker"):
-        assert kind in out.stdout
+    # a component line per registered name, under its plugin ("(no pickers installed)" would not do)
+    for kind, name in (("preprocessor", "downsample"), ("thresholder", "otsu"), ("exporter", "star"),
+                       ("importer", "box"), ("picker", "dog")):
+        assert re.search(rf"^\s+{kind}\s+{name}\s+- ", out.stdout, re.M), (kind, out.stdout)
+    assert "(no " not in out.stdout
+    bare = cli(["plugins"], cwd=tmp_path, env_extra={"CRYOPICK_DISABLE_PLUGINS": "mae,topaz,hydra,active"})
+    assert re.search(r"^\s+picker\s+dog$", bare.stdout, re.M) and "(no backbones installed)" in bare.stdout
 
 
 def _one_line_error(out):

@@ -123,6 +123,9 @@ PRESETS: dict[str, dict] = {
                 decoder_depth=1, decoder_heads=4, pretrain_steps=50, pretrain_batch=64, pretrain_lr=1e-3,
                 finetune_steps=300, finetune_lr=2e-3, freeze_fraction=0.0, pooling="tokens", scs_masked=False,
                 batch_size=512),
+    # For tests (cryopick's contract test): a 16 px ViT trained for a few steps.
+    "tiny": dict(image_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, decoder_dim=16, decoder_depth=1,
+                 decoder_heads=2, pretrain_steps=4, pretrain_batch=16, finetune_steps=4, batch_size=128),
 }
 
 
