@@ -20,7 +20,9 @@ def test_pretrain_writes_loadable_weights(tmp_path):
             mrc.set_data(rng.normal(size=(96, 96)).astype(np.float32))
             mrc.voxel_size = 2.0
     out = tmp_path / "w.h5"
-    args = ["pretrain", "--micrographs", str(tmp_path / "*.mrc"), "--diameter", "16", "--out", str(out),
+    # several files after one --micrographs (an unquoted glob the shell expanded)
+    args = ["pretrain", "--micrographs", str(tmp_path / "m0.mrc"), str(tmp_path / "m1.mrc"), "--diameter", "16",
+            "--out", str(out),
             "--preset", "cpu", "--epochs", "2", "--regions-per-micrograph", "4", "--device", "cpu",
             "--set", "image_size=16", "--set", "patch_size=4", "--set", "embed_dim=32", "--set", "depth=2",
             "--set", "num_heads=2", "--set", "decoder_dim=16", "--set", "decoder_depth=1",

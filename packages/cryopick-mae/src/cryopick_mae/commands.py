@@ -13,10 +13,11 @@ torch is imported inside the command, so ``cryopick --help`` stays fast.
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import click
+
+from cryopick.cli.options import micrographs_option
 
 
 @click.group("mae")
@@ -25,7 +26,7 @@ def mae_group():
 
 
 @mae_group.command("pretrain")
-@click.option("--micrographs", "-m", required=True, help="Glob of unlabelled micrographs ('data/*.mrc').")
+@micrographs_option(help="Unlabelled micrographs: a folder, a glob ('data/*.mrc') or several files.", required=True)
 @click.option("--diameter", required=True, help="Particle diameter: pixels (40) or Ångström (150A).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Weights file to write (.h5).")
 @click.option("--preset", default=None, help="paper or cpu (default: cpu without CUDA, paper with).")
@@ -49,7 +50,8 @@ def pretrain_command(ctx, micrographs, diameter, out, preset, epochs, regions_pe
     from cryopick.cli.context import get_host
     from cryopick.config import config_to_dict, parse_diameter, parse_settings
     from cryopick.errors import InputError
-    from cryopick.io.micrographs import read_micrograph
+    from cryopick.fsutil import ensure_writable_file
+    from cryopick.io.micrographs import expand_micrographs, read_micrograph
     from cryopick.picker import ModelState
     from cryopick.pickers import make_picker
     from cryopick.progress import echo
@@ -59,9 +61,8 @@ def pretrain_command(ctx, micrographs, diameter, out, preset, epochs, regions_pe
     from cryopick_mae.model import count_parameters
     from cryopick_mae.train import model_arrays, pretrain, region_epochs, sample_regions
 
-    paths = sorted(glob.glob(micrographs))
-    if not paths:
-        raise InputError(f"--micrographs {micrographs!r} matches no files")
+    paths = [str(p) for p in expand_micrographs(micrographs)]
+    ensure_writable_file(out, "--out")  # before the pre-training, not after it
     values = parse_settings(settings)
     if preset:
         values["preset"] = preset
