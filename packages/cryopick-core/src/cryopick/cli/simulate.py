@@ -47,6 +47,9 @@ def simulate(out_dir, species, n_micrographs, size, particles, diameter, pixel_s
     from cryopick.progress import echo
     from cryopick.simulate import SUITE, SimulationConfig, simulate_dataset, suite_configs
 
+    from cryopick.fsutil import ensure_writable_dir
+
+    ensure_writable_dir(out_dir, "--out")
     if not suite and species not in SUITE:
         raise InputError(f"--species {species!r} is unknown; choose one of: {', '.join(SUITE)}")
     base = SimulationConfig(
