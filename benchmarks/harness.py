@@ -4,10 +4,13 @@ Every picker runs through the public CLI in a subprocess (``python -m cryopick.c
 numbers are what a user gets, and peak memory is that of the picker's own process (``/usr/bin/time -v`` when
 available, else ``getrusage(RUSAGE_CHILDREN).ru_maxrss``, a running maximum over all children so far).
 
-Protocol (per data set): the labels given to a picker are the truth of the first third of the micrographs
-(at least one), or, for few-shot pickers (``--exemplars N``, or a picker class with ``demo_labels``, e.g. mae),
-``N`` truth particles drawn from the first micrograph. ``cryopick run`` then evaluates on the micrographs without
-labels (held-out), with IoU >= 0.5 box matching by default (``--match distance`` for Topaz-style matching).
+Protocol (per data set; ``../shared/BENCHMARKING.md``): micrographs sorted by name, the first N (2 for 5-12
+micrographs, 4 for more) train and all after them are the test set. ``--labels sparse`` (default): K = 25 truth
+particles drawn per training micrograph (``df.sample(frac=1, random_state=seed).groupby(micrograph).head(K)``);
+``--labels exemplars``: 15 drawn the same way from the first micrograph only; ``--labels full``: the old rule
+(all truth on the first third, or a few-shot picker's exemplars). ``--seeds`` repeats learned pickers and the
+reference per seed (label draw and training seed) and reports mean and std. Scored with IoU >= 0.5 box matching
+by default (``--match distance`` for Topaz-style matching).
 
 Examples::
 
@@ -16,9 +19,11 @@ Examples::
     python benchmarks/harness.py --pickers topaz --set topaz:epochs=5 --no-real --species all
     python benchmarks/harness.py --pickers dog --json-out bench.json
 
-Peer programs: when the ``topaz`` executable (the ``topaz-em`` package) is on PATH, ``--peers topaz-em`` (the
-default) also runs ``topaz preprocess/train/extract`` on the same data and labels and scores its picks with
-:func:`cryopick.metrics.evaluate`.
+Peer programs: when the ``topaz`` executable (the ``topaz-em`` package) is on PATH or given by ``--topaz-exe``,
+``--peers topaz-em`` (the default) also runs ``topaz preprocess/train/extract`` as its users run it (the protocol's
+settings, ``-n`` = the true count) on the same micrographs and labels, scores its picks with
+:func:`cryopick.metrics.evaluate`, and caches its results (``--cache``) by a hash of data, labels, commands and
+version. ``--aspire-dir`` adds the sets of ``benchmarks/aspire_sim.py``.
 """
 
 from __future__ import annotations
