@@ -182,6 +182,25 @@ def test_checksum_change_invalidates_cached_preprocessing_and_a_touch_does_not(t
         assert proj.has_preprocessed("k", "mic_000")
 
 
+def test_unchanged_picks_are_not_written_again(tmp_path):
+    from cryopick.particles import Particles
+
+    with ProjectStore(tmp_path / "p.h5", "a") as s:
+        proj = Project(s)
+        picks = {f"m{i}": Particles([1.0, 2.0], [3.0, 4.0], [0.5, 0.7]) for i in range(3)}
+        proj.put_picks("r", picks, {n: 0.1 for n in picks}, "fixed:0.1")
+        entries = len(s._entries)
+        proj.put_picks("r", picks, {n: 0.1 for n in picks}, "fixed:0.1")
+        assert len(s._entries) == entries  # nothing changed: nothing written
+        picks["m1"] = Particles([1.0], [3.0], [0.5])
+        proj.put_picks("r", picks, {n: 0.1 for n in picks}, "fixed:0.1")
+        assert len(s._entries) == entries + 1 and json.loads(h5py.File(s._entries[-1]).attrs["records"]) == [
+            "/runs/r/picks/m1"]
+        proj.put_picks("r", picks, {n: 0.2 for n in picks}, "fixed:0.2")  # another cut-off: all rewritten
+        assert len(json.loads(h5py.File(s._entries[-1]).attrs["records"])) == 3
+        assert len(proj.picks("r")["m1"]) == 1
+
+
 def test_run_reuses_preprocessing_after_touch_and_redoes_a_changed_micrograph(tmp_path, capsys):
     paths = _write_mics(tmp_path / "mics", n=3)
     args = ["-q", "run", "--picker", "dog", "--micrographs", str(tmp_path / "mics" / "*.mrc"), "--diameter", "10",

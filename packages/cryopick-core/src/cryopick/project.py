@@ -168,9 +168,21 @@ class Project:
                 for n in self.store.children(f"/runs/{run}/candidates")}
 
     def put_picks(self, run: str, picks: dict[str, Particles], thresholds: dict[str, float], spec: str) -> None:
-        records = {f"/runs/{run}/picks/{n}": particles_record(p, threshold=float(thresholds[n]), thresholder=spec)
-                   for n, p in picks.items()}
-        self.store.write(records)
+        """Store a run's picks (one transaction). Micrographs whose picks are unchanged (same ``digest``
+        attribute) are not written again: re-thresholding after one more micrograph writes that one."""
+        records = {}
+        for n, p in picks.items():
+            h = hashlib.sha256(f"{float(thresholds[n])!r} {spec}".encode())
+            for a in (p.x, p.y, p.score):
+                h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+            path = f"/runs/{run}/picks/{n}"
+            old = self.store.attributes(path)
+            if old is not None and old.get("digest") == h.hexdigest()[:32]:
+                continue
+            records[path] = particles_record(p, threshold=float(thresholds[n]), thresholder=spec,
+                                             digest=h.hexdigest()[:32])
+        if records:
+            self.store.write(records)
 
     def picks(self, run: str) -> dict[str, Particles]:
         return {n: record_particles(self.store.get(f"/runs/{run}/picks/{n}"))
