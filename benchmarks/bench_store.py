@@ -132,6 +132,7 @@ def main() -> None:
             projects[label] = project
         t = time.perf_counter()
         n_fake = inflate(projects["large"], int(args.gb * 1e9), seed=1)
+        cli("pick", "-P", str(projects["large"]), "--picker", "dog")  # the picks as the threshold stage cuts them
         print(f"built the large project: {n_fake} + {n_fake} fake preprocessed images of the base micrograph's "
               f"size in {time.perf_counter() - t:.0f} s")
 
