@@ -169,3 +169,40 @@ def test_fast_paths_match_reference():
     inside[box] = True
     assert near.any() and not np.any(near & ~inside)
     assert _carbon_box(shape, (200.0, 150.0), 5000.0, reach=24.0) is None
+
+
+def test_demo_keeps_the_pre_calibration_simulator():
+    from cryopick.simulate.config import PRE_CALIBRATION
+
+    for key, value in PRE_CALIBRATION.items():
+        assert getattr(DEMO_CONFIG, key) == getattr(SimulationConfig(**PRE_CALIBRATION), key) == value
+    assert DEMO_CONFIG.structural_noise == 0 and SimulationConfig().structural_noise > 0
+
+
+def test_structural_noise_keeps_the_snr_and_lies_in_the_particle_band():
+    cfg = SMALL.evolve(nuisances=False, snr=0.3, shape=(256, 256))
+    white = simulate_layers(cfg.evolve(structural_noise=0.0), 0)[1]
+    coloured = simulate_layers(cfg.evolve(structural_noise=1.0, noise_b_factor=500.0), 0)[1]
+    for layers in (white, coloured):
+        assert layers.noise.std() == pytest.approx(layers.noise_sigma, rel=0.05)
+        assert np.mean(layers.signal[layers.disk_mask] ** 2) / layers.noise_sigma**2 == pytest.approx(0.3, rel=1e-3)
+
+    def low_fraction(x):  # power below a quarter of Nyquist
+        p = np.abs(np.fft.rfft2(x)) ** 2
+        ky = np.abs(np.fft.fftfreq(x.shape[0]))[:, None]
+        kx = np.fft.rfftfreq(x.shape[1])[None, :]
+        return p[np.hypot(kx, ky) < 0.125].sum() / p.sum()
+
+    assert low_fraction(coloured.noise) > 3 * low_fraction(white.noise)
+    with pytest.raises(Exception, match="structural_noise"):
+        simulate_micrograph(cfg.evolve(structural_noise=1.5), 0)
+
+
+@pytest.mark.parametrize("name", ["ribosome", "trpv1", "apoferritin"])
+def test_analogues_render(name):
+    from cryopick.simulate.suite import ANALOGUES, analogue_config
+
+    cfg = analogue_config(name).evolve(shape=(300, 300), particles_per_micrograph=20)
+    mic = simulate_micrograph(cfg, 0)
+    assert np.isfinite(mic.image).all() and len(mic.truth) > 0
+    assert ANALOGUES[name].species in SUITE

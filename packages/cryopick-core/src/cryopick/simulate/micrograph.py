@@ -13,7 +13,8 @@ How a micrograph is made (all randomness from ``numpy.random.SeedSequence([seed,
    (:mod:`cryopick.simulate.projection`).
 4. The projected densities (phase objects: particles, aggregates, broken particles, carbon texture) are filtered by
    the CTF (:mod:`cryopick.simulate.ctf`), which makes particles dark at low frequency with Thon-ring fringes.
-5. Noise: white Gaussian noise. **SNR** is the mean square of the CTF-filtered labelled-particle signal ``s``
+5. Noise: Gaussian, a fraction ``structural_noise`` of its variance CTF-filtered (ice and solvent scattering:
+   Thon rings in the power spectrum, power in the particle band), the rest white. **SNR** is the mean square of the CTF-filtered labelled-particle signal ``s``
    (minus its mean over the whole image) over the pixels within a radius of a labelled centre, divided by the
    noise variance: ``SNR = mean_disks(s**2) / sigma_noise**2``. Amplitude nuisances are given in units of
    ``sigma_noise``.
@@ -217,6 +218,39 @@ def _broken_keep(rng, species: Species) -> np.ndarray:
     return keep
 
 
+#: Depth of the Thon-ring modulation of the structural noise's power: ``1 - m + 2 m CTF^2`` (mean 1).
+RING_DEPTH = 0.3
+
+
+def _structural_noise(rng, shape, config: SimulationConfig, defocus: float, astig: float, astig_angle: float):
+    """Unit-variance Gaussian noise with power spectrum ``(1 - m + 2 m CTF^2) exp(-B k^2 / 2)``
+    (``m = RING_DEPTH``, CTF without envelope, ``B = config.noise_b_factor``)."""
+    from cryopick.simulate.ctf import _polar_grid
+
+    rows, cols = shape
+    ctf0 = ctf_rfft(shape, config.pixel_size_a, defocus_u_um=defocus + astig / 2, defocus_v_um=defocus - astig / 2,
+                    astigmatism_angle_deg=astig_angle, voltage_kv=config.voltage_kv, cs_mm=config.cs_mm,
+                    amplitude_contrast=config.amplitude_contrast, b_factor=0.0)
+    power = ctf0
+    power *= ctf0
+    power *= np.float32(2 * RING_DEPTH)
+    power += np.float32(1 - RING_DEPTH)
+    if config.noise_b_factor:
+        k2 = _polar_grid((int(rows), int(cols)), float(config.pixel_size_a))[0]
+        power *= np.exp(k2 * np.float32(-config.noise_b_factor / 2))
+    # Variance of ifft(H fft(w)) for white w: mean of H^2 over the full grid (inner rfft columns count twice).
+    weights = np.full(power.shape[1], 2.0)
+    weights[0] = 1.0
+    if cols % 2 == 0:
+        weights[-1] = 1.0
+    variance = float(np.sum(power.sum(axis=0, dtype=np.float64) * weights) / (rows * cols))
+    np.sqrt(power, out=power)
+    white = rng.standard_normal(shape, dtype=np.float32)
+    out = apply_ctf([white], power)[0]
+    out *= np.float32(1 / np.sqrt(max(variance, 1e-12)))
+    return out
+
+
 def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicrograph, MicrographLayers]:
     """Simulate micrograph ``index`` of ``config`` and also return its additive layers.
 
@@ -238,8 +272,11 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
         raise InputError(f"micrograph {rows}x{cols} px is too small for particles of {diameter:g} px (or < 4 px)")
     if config.snr <= 0:
         raise InputError(f"snr must be positive, got {config.snr}")
+    if not 0 <= config.structural_noise <= 1:
+        raise InputError(f"structural_noise must be in [0, 1], got {config.structural_noise}")
     seq = np.random.SeedSequence([int(config.seed) & 0xFFFFFFFF, int(index)])
-    r_scope, r_nuis, r_place, r_orient, r_noise = (np.random.default_rng(s) for s in seq.spawn(5))
+    # spawn(6) starts with the same five streams as spawn(5): adding the sixth changed no old micrograph.
+    r_scope, r_nuis, r_place, r_orient, r_noise, r_struct = (np.random.default_rng(s) for s in seq.spawn(6))
     area = rows * cols / 1024**2
     n_target = int(config.particles_per_micrograph)
 
@@ -264,6 +301,7 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
         xx = (np.linspace(0, cols - 1, mid[1]) / cols - 0.5)[None, :]
         plane = np.cos(direction) * xx + np.sin(direction) * yy
         ice = r_nuis.uniform(0.3, 1.0) * plane + 0.15 * _lowres_field(r_nuis, mid, 4)
+        ice *= config.ice_gradient
         amplitude = _upsample(ice, (rows, cols))
         # Carbon edge: beyond a large circular arc.
         if r_nuis.uniform() < 0.5:
@@ -299,7 +337,7 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
             def carbon(x, y, hc=hc, hole_r=hole_r):
                 return np.hypot(x - hc[0], y - hc[1]) < hole_r - radius
         # Ice contaminants: large dark irregular blobs.
-        for _ in range(r_nuis.poisson(max(0.6, 1.0 * area))):
+        for _ in range(r_nuis.poisson(config.contaminants * max(0.6, 1.0 * area))):
             cx, cy = r_nuis.uniform(0, cols), r_nuis.uniform(0, rows)
             cr = r_nuis.uniform(1.5, 4.0) * radius
             wobble = [(k, r_nuis.uniform(0, 0.15), r_nuis.uniform(0, 2 * np.pi)) for k in (2, 3, 5)]
@@ -307,7 +345,7 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
             blocked.append((cx, cy, cr * 1.3 + radius))
         # Gold beads: 10 nm, very dark.
         bead_r = max(2.0, 50.0 / config.pixel_size_a)
-        for _ in range(r_nuis.poisson(max(0.8, 2.0 * area))):
+        for _ in range(r_nuis.poisson(config.gold_beads * max(0.8, 2.0 * area))):
             bx, by = r_nuis.uniform(0, cols), r_nuis.uniform(0, rows)
             _soft_disk(amplitude, bx, by, bead_r, -r_nuis.uniform(5.0, 8.0), edge=0.7)
             blocked.append((bx, by, bead_r + radius + 2))
@@ -340,7 +378,7 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
     for (x, y), ang in zip(xy, orientations):
         render_particle(signal, x, y, species, ang, radius)
     if config.nuisances:
-        n_broken = r_nuis.poisson(0.1 * n_target + 0.3)
+        n_broken = r_nuis.poisson(config.broken_particles * n_target + 0.3)
         broken = _place(r_place, n_broken, (rows, cols), radius, min_dist, np.concatenate([existing, xy]), blocked,
                         carbon)
         for (x, y), ang in zip(broken, random_orientations(r_orient, len(broken))):
@@ -362,7 +400,15 @@ def simulate_layers(config: SimulationConfig, index: int) -> tuple[SimulatedMicr
     noise_sigma = float(1.0 / np.sqrt(config.snr))
     amplitude *= noise_sigma
     noise = r_noise.standard_normal((rows, cols), dtype=np.float32)
-    noise *= noise_sigma
+    structural = float(config.structural_noise)
+    noise *= noise_sigma * np.sqrt(1.0 - structural)
+    if structural > 0:
+        # Ice and solvent scatter too: their noise is CTF-modulated (Thon rings at depth RING_DEPTH) and falls
+        # off with frequency (envelope exp(-noise_b_factor k^2 / 4)), so much of it lies in the particle band.
+        coloured = _structural_noise(r_struct, (rows, cols), config, defocus, astig, astig_angle)
+        coloured *= noise_sigma * np.sqrt(structural)
+        noise += coloured
+        del coloured
     image = signal + unlabelled
     image += amplitude
     image += noise

@@ -153,6 +153,17 @@ def _tetrahedral() -> Species:
     return make_species("tetrahedral", 180.0, c, s, description="four lobes at tetrahedron vertices")
 
 
+def _shell() -> Species:
+    # 24 subunits on a sphere (the vertices of a snub cube are close to apoferritin's 432 arrangement; a
+    # Fibonacci sphere is near enough): a hollow cage whose projection is a ring brighter at the rim.
+    n = 24
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    a = np.pi * (1 + 5**0.5) * i
+    c = 0.72 * np.stack([np.sqrt(1 - z * z) * np.cos(a), np.sqrt(1 - z * z) * np.sin(a), z], axis=1)
+    return make_species("shell", 125.0, c, np.full(n, 0.17), description="hollow 24-mer cage (apoferritin-like)")
+
+
 def _l_shaped() -> Species:
     arm1 = np.stack([np.linspace(-0.6, 0.3, 5), np.full(5, -0.4), np.zeros(5)], axis=1)
     arm2 = np.stack([np.full(4, -0.6), np.linspace(-0.15, 0.6, 4), np.zeros(4)], axis=1)
@@ -174,6 +185,7 @@ SUITE: dict[str, Species] = {
         _barrel(),
         _tetrahedral(),
         _l_shaped(),
+        _shell(),
     )
 }
 """Built-in species by name; sizes (Å) all differ."""
