@@ -109,7 +109,10 @@ def test_export_to_a_file_fails_in_one_line(tmp_path, cli, sim):
 
 def test_disk_full_and_unexpected_errors_print_one_line(tmp_path, monkeypatch, capsys):
     import cryopick.simulate
-    from cryopick.cli.main import main
+    from cryopick.cli.main import cli, main
+
+    monkeypatch.setattr(cli, "commands", dict(cli.commands))  # main() adds the plugins' commands: undo after
+    monkeypatch.setitem(progress._state, "quiet", False)
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "sim_0000.mrc"))

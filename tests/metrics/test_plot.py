@@ -114,6 +114,9 @@ def test_show_warns_when_no_picks_name_the_micrograph(tmp_path, monkeypatch):
     import shutil
 
     import cryopick.plot
+    from cryopick import progress
+
+    monkeypatch.setitem(progress._state, "quiet", False)  # warnings are status lines: -q silences them
 
     ds = _sim(tmp_path)
     other = tmp_path / "other.mrc"

@@ -105,13 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point. User errors (and filesystem errors: disk full, permission denied, read-only) print one
     line ``error: ...`` and exit with status 2; Ctrl-C prints how to resume and exits with 130. Tracebacks
     only with ``-v``."""
-    from cryopick.host import build_host
-
     args = list(argv if argv is not None else sys.argv[1:])
     verbose = any(a in _VERBOSE for a in args)
+    was_quiet = progress.is_quiet()
     if any(a in _QUIET for a in args):
         progress.set_quiet(True)
     obj: dict = {"host": None, "verbose": verbose}
+    try:
+        return _main(args, obj)
+    finally:
+        progress.set_quiet(was_quiet)  # main() called in-process (tests) leaves no global state behind
+
+
+def _main(args: list[str], obj: dict) -> int:
+    from cryopick.host import build_host
+
+    verbose = obj["verbose"]
     try:
         with progress.interrupt_handler():
             host = build_host()
