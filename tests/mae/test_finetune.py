@@ -6,6 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cryopick.simulate import SimulationConfig, simulate_micrograph  # noqa: E402
+from cryopick.simulate.config import PRE_CALIBRATION  # noqa: E402  (the simulator this test was tuned on)
 from cryopick_mae.losses import scs_pu_loss  # noqa: E402
 from cryopick_mae.model import MaskedAutoencoderViT  # noqa: E402
 from cryopick_mae.train import encode, finetune  # noqa: E402
@@ -20,7 +21,7 @@ WINDOW = 18
 @pytest.fixture(scope="module")
 def micrograph():
     config = SimulationConfig(shape=(256, 256), n_micrographs=1, particles_per_micrograph=40,
-                              diameter_px=DIAMETER, snr=1.0, seed=3, nuisances=False)
+                              diameter_px=DIAMETER, snr=1.0, seed=3, nuisances=False, **PRE_CALIBRATION)
     mic = simulate_micrograph(config, 0)
     image = (mic.image - mic.image.mean()) / mic.image.std()
     return image.astype(np.float32), mic.truth

@@ -67,10 +67,11 @@ def sparse_sim():
     from cryopick.picker import TrainingItem
     from cryopick.preprocess import apply_chain
     from cryopick.simulate import SimulationConfig, simulate_micrograph
+    from cryopick.simulate.config import PRE_CALIBRATION  # the simulator this test was tuned on
     from cryopick_topaz.gmm import GMMNormalize
 
     sim = SimulationConfig(shape=(256, 256), n_micrographs=4, particles_per_micrograph=24, diameter_px=16.0,
-                           snr=0.3, seed=11, nuisances=False)
+                           snr=0.3, seed=11, nuisances=False, **PRE_CALIBRATION)
     rng = np.random.default_rng(0)
     items = []
     for i in range(4):

@@ -7,12 +7,13 @@ from cryopick.config import build_config
 from cryopick.picker import PickerContext, TrainingData, TrainingItem
 from cryopick.preprocess import apply_chain
 from cryopick.simulate import SimulationConfig, simulate_micrograph
+from cryopick.simulate.config import PRE_CALIBRATION  # the simulator these tests were tuned on
 from cryopick_topaz.gmm import GMMNormalize
 from cryopick_topaz.picker import PRESETS, TopazConfig, TopazPicker
 from cryopick_topaz.sampling import positive_mask
 
 SIM = SimulationConfig(shape=(128, 128), n_micrographs=3, particles_per_micrograph=10, diameter_px=16.0,
-                       snr=0.3, seed=5, nuisances=False)
+                       snr=0.3, seed=5, nuisances=False, **PRE_CALIBRATION)
 
 
 def _train(use_unlabelled: bool):
