@@ -126,3 +126,22 @@ def test_a_given_count_is_used_and_pn_gets_pi(sparse_sim, monkeypatch):
     assert "count_estimate" not in info
     # PN weighs positives by the class prior pi; pi_u (positives among unlabelled crops) is smaller.
     assert seen and all(v == pytest.approx(info["pi"]) for v in seen) and info["pi_unlabelled"] < info["pi"]
+
+
+def test_particles_per_micrograph_option_sets_the_count_and_the_summary_says_so(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "cryopick.cli.main", "-q", "run", "--out", "out", "--json"]
+    out = subprocess.run(base + ["--picker", "topaz", "--set", "preset=tiny", "--set", "epochs=1",
+                                 "--particles-per-micrograph", "21"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["model"] == {"particles per micrograph": "21.0 (given)"}
+    # A picker without a count refuses the option in one line.
+    out = subprocess.run(base + ["--picker", "dog", "--particles-per-micrograph", "21"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2 and "does not use a particle count" in out.stderr
+    assert "Traceback" not in out.stderr

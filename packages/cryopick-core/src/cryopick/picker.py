@@ -96,6 +96,9 @@ class Picker:
     #: How many labelled particles the built-in demo gives it: None = all truth on the training
     #: micrographs; an int = that many exemplars from one micrograph (few-shot pickers).
     demo_labels: ClassVar[int | None] = None
+    #: The config field that holds the expected particles per micrograph, set by the generic
+    #: ``--particles-per-micrograph N`` of ``run``/``train``/``pick`` (None: the picker takes no count).
+    count_setting: ClassVar[str | None] = None
 
     def __init__(self, config: Any, context: PickerContext | None = None) -> None:
         self.config = config
@@ -120,3 +123,8 @@ class Picker:
 
     def score(self, image: np.ndarray, diameter_px: float) -> Particles:
         raise NotImplementedError
+
+    def facts(self) -> dict[str, Any]:
+        """What the run summary should tell about the trained or loaded model (for example an estimated
+        particle count), as ``{label: value}``; values are JSON-serialisable."""
+        return {}

@@ -192,6 +192,7 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
         "threshold": outcome.threshold, "device": picker.context.device,
         "resumed": dict(log.skipped), "times_s": {},
         "output_dir": str(run_out), "output": [str(f) for f in files], "skipped": skipped,
+        "model": picker.facts(),
     }
     if truth:
         with log.timed("evaluate"):
@@ -226,6 +227,8 @@ def format_summary(s: dict[str, Any]) -> str:
 
         bad = [(d["path"], d["reason"]) for d in s["skipped"]]
         lines.append("  " + skipped_summary(bad, s["micrographs"] + len(bad)))
+    if s.get("model"):
+        lines.append("  model: " + ", ".join(f"{k} {v}" for k, v in s["model"].items()))
     resumed = {k: v for k, v in s.get("resumed", {}).items() if v}
     if resumed:
         lines.append("  resumed: " + ", ".join(f"{k} skipped {v}" for k, v in resumed.items()))

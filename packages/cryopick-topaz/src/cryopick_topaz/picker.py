@@ -131,6 +131,7 @@ class TopazPicker(Picker):
     presets = PRESETS
     default_threshold = "fixed:0"
     trainable = True
+    count_setting = "expected_particles"
 
     def __init__(self, config, context=None):
         super().__init__(config, context)
@@ -196,8 +197,7 @@ class TopazPicker(Picker):
 
         # The particle count behind pi: given (--particles-per-micrograph or expected_particles), else
         # estimated with held-out labels and a pilot model (cryopick_topaz.prior).
-        given = getattr(data, "particles_per_micrograph", None)
-        given = given if given is not None else cfg.expected_particles
+        given = cfg.expected_particles  # --particles-per-micrograph sets it (count_setting)
         estimate = None
         if given is not None:
             expected, source = float(given), "given"
@@ -383,6 +383,12 @@ class TopazPicker(Picker):
         self.info = dict(state.config.get("training", {}))
         if "threshold" in self.info:
             self.default_threshold = f"fixed:{self.info['threshold']:.4g}"
+
+    def facts(self) -> dict:
+        if "expected_particles" not in self.info:
+            return {}
+        source = self.info.get("expected_particles_source", "")
+        return {"particles per micrograph": f"{self.info['expected_particles']:.1f}" + (f" ({source})" if source else "")}
 
     # -- scoring --------------------------------------------------------------------------------------
     def score_map(self, image: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ def stage_project(ctx: click.Context, project, picker: str, diameter, device: st
     """``(project, picker, names, diameter_px)`` for the stage commands (preprocess, train, pick): the
     project opened for writing (closed on exit), the picker built by :func:`cryopick.pickers.make_picker`,
     the project's micrographs and the diameter in pixels (stored as the project default)."""
-    from cryopick.config import parse_settings
+    from cryopick.cli.options import settings_dict
     from cryopick.errors import InputError
     from cryopick.pickers import make_picker
     from cryopick.pipeline import open_project
@@ -39,7 +39,7 @@ def stage_project(ctx: click.Context, project, picker: str, diameter, device: st
         names = sorted(proj.micrographs())
         if not names:
             raise InputError(f"{project} has no micrographs: cryopick import -P {project} --micrographs 'data/*.mrc'")
-        built = make_picker(get_host(ctx), picker, parse_settings(settings), device, seed)
+        built = make_picker(get_host(ctx), picker, settings_dict(settings), device, seed)
         diameter_px = project_diameter(proj, diameter)
         proj.put_settings(diameter_px=diameter_px)
         yield proj, built, names, diameter_px

@@ -10,7 +10,19 @@ from cryopick.config import parse_settings
 from cryopick.errors import CryopickError
 
 
+def _remember_count(ctx: click.Context, _param, value):
+    if value is not None:
+        if not value > 0:
+            raise click.BadParameter("must be a positive number of particles", ctx=ctx, param=_param)
+        ctx.meta["cryopick.particles_per_micrograph"] = value
+    return value
+
+
 def picker_options(f):
+    f = click.option("--particles-per-micrograph", type=float, default=None, expose_value=False,
+                     callback=_remember_count, metavar="N",
+                     help="Particles per micrograph, for pickers that need a count (topaz's pi). Default: "
+                          "estimated from the labels (printed in the summary).")(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="Random seed (runs are deterministic).")(f)
     f = click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
                      help="Picker setting, repeatable (e.g. --set preset=cpu --set epochs=5). "
@@ -70,7 +82,15 @@ def micrographs_option(help: str = "Micrographs: a folder, a glob ('data/*.mrc')
 
 
 def settings_dict(pairs) -> dict[str, str]:
-    return parse_settings(pairs)
+    """``--set`` pairs as a dict, plus ``--particles-per-micrograph`` under its reserved key."""
+    from cryopick.pickers.build import COUNT_KEY
+
+    settings = parse_settings(pairs)
+    ctx = click.get_current_context(silent=True)
+    count = ctx.meta.get("cryopick.particles_per_micrograph") if ctx is not None else None
+    if count is not None:
+        settings[COUNT_KEY] = f"{count:g}"
+    return settings
 
 
 def emit(data, as_json: bool, text: str) -> None:

@@ -9,6 +9,9 @@ from typing import Any
 from cryopick.config import build_config
 from cryopick.errors import ConfigError
 
+#: The settings key that ``--particles-per-micrograph`` fills; the picker's ``count_setting`` receives it.
+COUNT_KEY = "particles_per_micrograph"
+
 
 def resolve_picker_device(host: Any, name: str, device: str = "auto") -> str:
     """``cpu`` for pickers that do not need torch; otherwise ``device`` resolved (``auto`` -> CUDA when
@@ -30,6 +33,11 @@ def picker_config(host: Any, name: str, settings: dict[str, str] | None = None, 
     when ``settings`` names no preset. Unknown keys and bad values are a :class:`ConfigError`."""
     cls = host.pickers.load(name)
     settings = dict(settings or {})
+    count = settings.pop(COUNT_KEY, None)
+    if count is not None:
+        if not getattr(cls, "count_setting", None):
+            raise ConfigError(f"--particles-per-micrograph: picker {name!r} does not use a particle count")
+        settings[cls.count_setting] = count
     if "preset" not in settings:
         preset = cls.default_preset(device)
         if preset:
