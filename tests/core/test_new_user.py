@@ -138,6 +138,15 @@ def test_disk_full_and_unexpected_errors_print_one_line(tmp_path, monkeypatch, c
 def test_ctrl_c_lost_in_a_weakref_callback_still_stops_the_loop():
     """Python drops a KeyboardInterrupt raised while a weakref callback runs (h5py and memmaps run them
     constantly): the flag set by the handler stops the next progress step anyway."""
+    # As in an interactive shell, also when pytest runs as a background job (where SIGINT is ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _weakref_interrupt()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _weakref_interrupt():
 
     class Thing:
         pass
