@@ -286,9 +286,11 @@ def run_cryopick(picker: str, ds: Dataset, setting: str, seed: int, work: Path, 
            "--micrographs", str(mic_dir / "*.mrc"), "--labels", str(labels), "--truth", str(ds.truth),
            "--diameter", f"{ds.diameter_px:g}", "--out", str(d / "out"), "--device", args.device,
            "--match", args.match, "--seed", str(seed), "--json", *picker_settings(args.set, picker)]
-    if picker == "topaz" and (args.topaz_em_scale or getattr(args, "topaz_exe_found", None)) and not any(
+    matched = args.topaz_em_scale or (args.topaz_em_matched and getattr(args, "topaz_exe_found", None))
+    if picker == "topaz" and matched and not any(
             "target_diameter_px" in a for a in picker_settings(args.set, picker)):
-        # Side by side with topaz-em: the same (integer) downsampling factor on both sides.
+        # Matched mode only: the same (integer) downsampling factor as topaz-em. The protocol judges our
+        # defaults, so there cryopick-topaz keeps its own (particles 24 px wide).
         cmd += ["--set", f"target_diameter_px={ds.diameter_px / topaz_scale(ds):.6g}"]
     rc, out, wall, peak = timed_subprocess(cmd, d / "run.log", args.timeout)
     row = {"dataset": ds.name, "setting": setting, "seed": seed, "picker": picker, "labels": split.description,
@@ -802,7 +804,7 @@ def main(argv=None) -> int:
                 mode += "; QUICK (1 epoch x 5 steps): a smoke test, not a benchmark"
             notes.append(f"topaz-em {topaz_version(topaz_exe)} ({topaz_exe}) {mode}; cache {args.cache / 'topaz-em'}"
                          + ("" if args.use_cache else " (not read: --no-cache)"))
-            if "topaz" in pickers:
+            if "topaz" in pickers and args.topaz_em_matched:
                 notes.append("cryopick-topaz runs at topaz-em's integer downsampling factor "
                              "(target_diameter_px = diameter / round(diameter / 24))")
         for n in notes[-2:]:
