@@ -23,6 +23,10 @@ def test_registered_components():
     assert entry.requires_torch
     cls = entry.load()
     assert issubclass(cls, Picker) and cls.default_preset("cpu") is None and cls.default_preset("cuda") is None
+    # No silent small model: the defaults are topaz-em's as its users run it, on every device.
+    cfg = cls.Config()
+    assert (cfg.backbone, cfg.units, cfg.minibatch, cfg.epochs * cfg.epoch_size, cfg.autoencoder) == \
+        ("resnet8", 32, 256, 1000, 0.0)
     for name in ("resnet8", "resnet16", "conv31", "conv63", "conv127"):
         assert host.backbones.get(name).load()(units=4).receptive_field > 0
     for name in ("pn", "ge-kl", "ge-binomial", "nnpu"):
