@@ -172,14 +172,5 @@ def _show_traceback(verbose: bool) -> None:
         traceback.print_exc()
 
 
-def get_host(ctx: click.Context):
-    from cryopick.host import build_host
-
-    obj = ctx.find_root().obj
-    if obj.get("host") is None:
-        obj["host"] = build_host()
-    return obj["host"]
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
