@@ -48,6 +48,9 @@ class RunOptions:
     seed: int = 0
     match: str = "iou"
     iou_threshold: float = 0.5
+    relion_project: Path | None = None
+    cryosparc_project: Path | None = None
+    executor: Any = None  # cryopick.executor.ExecutorOptions; None = local
 
 
 @attrs.define
@@ -85,21 +88,22 @@ def open_project(path: Path, mode: str = "a") -> Project:
 
 def pick_micrographs(project: Project, picker, diameter_px: float, names: list[str], label_set: str = "train",
                      threshold: str | None = None, threshold_scope: str | None = None,
-                     log: StageLog | None = None) -> PickOutcome:
+                     log: StageLog | None = None, executor=None) -> PickOutcome:
     """preprocess -> train -> score -> threshold on ``names``; each stage gets the keys the previous one
     returned. The threshold defaults to the picker's own (read after training: a trained model may
-    calibrate it)."""
+    calibrate it). With a Dask ``executor`` (:func:`cryopick.executor.open_executor`) preprocessing and
+    scoring run on its workers; training stays in this process."""
     log = log if log is not None else StageLog()
     host = picker.context.plugin_host()
     with log.timed("preprocess"):
-        prep = preprocess.preprocess(project, picker, diameter_px, names)
+        prep = preprocess.preprocess(project, picker, diameter_px, names, executor)
     log.skipped["preprocess"] = prep.skipped
     with log.timed("train"):
         model = train.train(project, picker, prep.key, diameter_px, names, label_set)
     if model.key:
         log.skipped["train"] = int(model.reused)
     with log.timed("score"):
-        scored = pick.score(project, picker, prep.key, model.key, diameter_px, names, label_set)
+        scored = pick.score(project, picker, prep.key, model.key, diameter_px, names, label_set, executor)
     log.skipped["score"] = scored.skipped
     with log.timed("threshold"):
         cut = pick.threshold(project, host, scored.run, threshold or picker.default_threshold, threshold_scope)
@@ -130,6 +134,8 @@ def run_pipeline(opts: RunOptions, host: PluginHost | None = None) -> dict[str, 
     # fail fast on an unknown picker, format or setting, before any work
     picker_config(host, opts.picker, opts.settings)
     host.exporters.get(opts.format)
+    if opts.executor is not None:
+        opts.executor.check()
     out = ensure_writable_dir(opts.out, "--out")  # before any work: not after the whole pick
     demo = opts.micrographs is None
     diameter = opts.diameter
@@ -144,26 +150,35 @@ def run_pipeline(opts: RunOptions, host: PluginHost | None = None) -> dict[str, 
         truth_path = str(data.truth)
         diameter = diameter or str(data.config.diameter_px)
         progress.echo(f"demo: {len(paths)} simulated micrographs with known particles in {out / 'demo'}")
-    else:
-        paths = import_.expand_micrographs(opts.micrographs)
+    origins: dict = {}
+    if not demo:
+        paths, origins = import_.micrograph_inputs(opts.micrographs, opts.relion_project, opts.cryosparc_project)
     project_path = ensure_writable_file(Path(opts.project) if opts.project else out / "project.h5", "--project")
+    from cryopick.executor import open_executor
+
     project = open_project(project_path, "a")
     try:
-        return _run(project, opts, host, paths, diameter, truth_path, demo, out, start)
+        with open_executor(opts.executor) as executor:
+            return _run(project, opts, host, paths, diameter, truth_path, demo, out, start, executor,
+                        origins=origins)
     finally:
         project.store.close()
 
 
 def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path], diameter: str | None,
-         truth_path: str | None, demo: bool, out: Path, start: float) -> dict[str, Any]:
+         truth_path: str | None, demo: bool, out: Path, start: float, executor=None,
+         origins: dict | None = None) -> dict[str, Any]:
     log = StageLog()
     picker = make_picker(host, opts.picker, opts.settings, opts.device, opts.seed)
     with log.timed("import"):
         skipped: list[dict] = []
-        names = import_.import_micrographs(project, paths, opts.pixel_size_a, skipped)
+        names = import_.import_micrographs(project, paths, opts.pixel_size_a, skipped, origins)
+        if origins:
+            import_.remember_sources(project, opts.micrographs, origins)
         diameter_px = import_.project_diameter(project, diameter)
         project.put_settings(diameter_px=diameter_px)
-        truth = import_.import_labels(project, truth_path, "truth", host, names) if truth_path else {}
+        truth = (import_.import_labels(project, truth_path, "truth", host, names, opts.relion_project)
+                 if truth_path else {})
         eval_names = names
         label_set = "train"
         if demo:
@@ -171,12 +186,12 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
             label_set = f"demo-{type(picker).demo_labels or 'all'}"
             project.put_labels(label_set, labels, "demo truth")
         elif opts.labels:
-            labels = import_.import_labels(project, opts.labels, "train", host, names)
+            labels = import_.import_labels(project, opts.labels, "train", host, names, opts.relion_project)
             held_out = [n for n in names if n not in labels]
             if truth and held_out:
                 eval_names = held_out
     outcome = pick_micrographs(project, picker, diameter_px, names, label_set, opts.threshold,
-                               opts.threshold_scope, log)
+                               opts.threshold_scope, log, executor)
     picks = outcome.picks
     run = outcome.run
     run_out = export_stage.run_output_dir(out, run)

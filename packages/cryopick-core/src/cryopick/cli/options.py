@@ -49,6 +49,34 @@ def threshold_options(f):
     return f
 
 
+def executor_options(f):
+    """``--executor local|dask``, ``--scheduler``, ``--workers`` and ``--cluster``; the command receives one
+    ``executor`` argument, a :class:`cryopick.executor.ExecutorOptions`."""
+
+    def combine(ctx: click.Context, _param, value):
+        from cryopick.executor import ExecutorOptions
+
+        kind = ctx.params.pop("executor_kind", "local")
+        scheduler = ctx.params.pop("scheduler", None)
+        workers = ctx.params.pop("workers", None)
+        return ExecutorOptions(kind, scheduler, workers, value)
+
+    f = click.option("--cluster", "executor", type=click.Path(path_type=Path), callback=combine, metavar="FILE",
+                     help="With --executor dask: Dask workers as batch jobs (SLURM, PBS, SGE, LSF; needs "
+                          "dask-jobqueue), configured in a YAML file (docs/scaling.md).")(f)
+    f = click.option("--workers", type=int, is_eager=True, metavar="N",
+                     help="With --executor dask: a local Dask cluster of N worker processes (default: one "
+                          "per CPU core).")(f)
+    f = click.option("--scheduler", is_eager=True, metavar="tcp://HOST:PORT",
+                     help="With --executor dask: a running Dask scheduler (workers need the same cryopick "
+                          "plugins installed).")(f)
+    f = click.option("--executor", "executor_kind", type=click.Choice(["local", "dask"]), default="local",
+                     show_default=True, is_eager=True,
+                     help="Where per-micrograph work (read, preprocess, score) runs: this process, or Dask "
+                          "workers (pip install 'cryopick-core[distributed]'); training stays here.")(f)
+    return f
+
+
 class ManyValuesOption(click.Option):
     """An option that takes one or more values after one flag: ``--micrographs a.mrc b.mrc c.mrc`` (what an
     unquoted glob becomes in the shell) as well as ``--micrographs 'data/*.mrc'`` or a repeated flag. The
@@ -81,6 +109,19 @@ def micrographs_option(help: str = "Micrographs: a folder, a glob ('data/*.mrc')
     return click.option("--micrographs", "-m", cls=ManyValuesOption, metavar="PATH...", help=help, **kwargs)
 
 
+def source_project_options(f):
+    """``--relion-project DIR`` and ``--cryosparc-project DIR``: the folders that the paths in a RELION
+    micrographs STAR / coordinate list or a cryoSPARC exposures ``.cs`` are relative to."""
+    f = click.option("--cryosparc-project", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+                     help="cryoSPARC project folder that the paths in an exposures .cs (--micrographs) are "
+                          "relative to. Default: the .cs file's folder or the nearest one above it.")(f)
+    f = click.option("--relion-project", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+                     help="RELION project folder that the names in a micrographs STAR (--micrographs) and a "
+                          "coordinate list (--labels autopick.star) are relative to. Default: the STAR's "
+                          "folder or the nearest one above it.")(f)
+    return f
+
+
 def settings_dict(pairs) -> dict[str, str]:
     """``--set`` pairs as a dict, plus ``--particles-per-micrograph`` under its reserved key."""
     from cryopick.pickers.build import COUNT_KEY
@@ -102,5 +143,5 @@ def emit(data, as_json: bool, text: str) -> None:
         click.echo(text)
 
 
-__all__ = ["picker_options", "micrographs_option", "ManyValuesOption", "project_option", "threshold_options",
+__all__ = ["picker_options", "executor_options", "micrographs_option", "ManyValuesOption", "project_option", "threshold_options",
            "settings_dict", "emit", "CryopickError"]

@@ -52,10 +52,13 @@ def run_id(picker, prep_key: str, model_key: str | None) -> str:
 
 
 def score(project, picker, prep_key: str, model_key: str | None, diameter_px: float, names: list[str],
-          label_set: str | None = None) -> ScoreResult:
+          label_set: str | None = None, executor=None) -> ScoreResult:
     """Candidates of ``names`` with ``picker`` (trained or loaded already), stored per micrograph in
     original pixels; micrographs already scored for the same run are skipped (resume). ``label_set``
-    (the labels the model was trained on) is recorded so that evaluation can leave those micrographs out."""
+    (the labels the model was trained on) is recorded so that evaluation can leave those micrographs out.
+    With a :class:`~cryopick.executor.DaskExecutor` the workers read, preprocess and score (the picker and
+    the stored model ``model_key`` are sent to each worker once) and this process stores each result as it
+    arrives."""
     run = run_id(picker, prep_key, model_key)
     mics = project.micrographs()
     d_pre = preprocessed_diameter(project, prep_key, diameter_px, names)
@@ -69,16 +72,34 @@ def score(project, picker, prep_key: str, model_key: str | None, diameter_px: fl
                          provenance={"versions": package_versions(), "python": platform.python_version(),
                                      "machine": platform.machine(), "device": picker.context.device,
                                      "seed": picker.context.seed})
-    for name in progress.progress(todo, "score"):
-        t0 = time.perf_counter()
-        image, factor = project.preprocessed(prep_key, name)
-        cands = picker.score(image, d_pre)
-        cands = cands.scaled((1.0 / factor[0], 1.0 / factor[1]))
-        cands = cands.subset(cands.inside(mics[name].shape))
-        project.put_candidates(run, name, cands, time.perf_counter() - t0)
+    if executor is not None and todo:
+        _score_on_workers(project, picker, executor, run, model_key, diameter_px, d_pre, todo)
+    else:
+        for name in progress.progress(todo, "score"):
+            t0 = time.perf_counter()
+            image, factor = project.preprocessed(prep_key, name)
+            cands = picker.score(image, d_pre)
+            cands = cands.scaled((1.0 / factor[0], 1.0 / factor[1]))
+            cands = cands.subset(cands.inside(mics[name].shape))
+            project.put_candidates(run, name, cands, time.perf_counter() - t0)
     project.put_run_info(run, status="scored", updated=time.time())
     project.store.compact()
     return ScoreResult(run, skipped)
+
+
+def _score_on_workers(project, picker, executor, run: str, model_key: str | None, diameter_px: float,
+                      d_pre: float, todo: list[str]) -> None:
+    """Workers read, preprocess (the same chain) and score ``todo``; results are stored as they arrive."""
+    from cryopick.executor import job_for, payload_for
+    from cryopick.stages.import_ import project_pixel_size
+    from cryopick.stages.preprocess import picker_chain
+
+    pixel = project_pixel_size(project)
+    _, chain = picker_chain(picker, diameter_px, pixel)
+    payload = payload_for(picker, chain, pixel, project.model(model_key) if model_key else None)
+    results = executor.map(payload, [job_for(project, n, d_pre) for n in todo])
+    for result in progress.progress(results, "score", total=len(todo)):
+        project.put_candidates(run, result.name, result.candidates, result.seconds)
 
 
 def parse_threshold(spec: str, host) -> tuple[str, dict[str, Any]]:

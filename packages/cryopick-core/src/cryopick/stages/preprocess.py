@@ -51,12 +51,22 @@ def preprocess_image(picker, image: np.ndarray, diameter_px: float, pixel_size_a
                                                   pixel_size_a))
 
 
-def preprocess(project, picker, diameter_px: float, names: list[str]) -> PreprocessResult:
-    """Preprocess ``names`` (original-pixel ``diameter_px``) for ``picker``; skips those already stored."""
+def preprocess(project, picker, diameter_px: float, names: list[str], executor=None) -> PreprocessResult:
+    """Preprocess ``names`` (original-pixel ``diameter_px``) for ``picker``; skips those already stored.
+    With a :class:`~cryopick.executor.DaskExecutor` the workers read and preprocess, this process stores."""
     pixel = project_pixel_size(project)
     key, chain = picker_chain(picker, diameter_px, pixel)
-    steps = preprocessing_steps(picker.context.plugin_host(), chain, pixel)
     todo = [n for n in names if not project.has_preprocessed(key, n)]
+    if executor is not None and todo:
+        from cryopick.executor import job_for, payload_for
+
+        results = executor.map(payload_for(picker, chain, pixel), [job_for(project, n, return_image=True)
+                                                                   for n in todo])
+        for result in progress.progress(results, "preprocess", total=len(todo)):
+            project.put_preprocessed(key, result.name, result.image, result.factor, chain)
+        project.store.compact()
+        return PreprocessResult(key, len(names) - len(todo))
+    steps = preprocessing_steps(picker.context.plugin_host(), chain, pixel)
     for name in progress.progress(todo, "preprocess"):
         result = apply_chain(project.read_image(name), steps)
         project.put_preprocessed(key, name, result.image, result.factor, chain)
