@@ -244,9 +244,9 @@ def test_dispatch_errors(tmp_path):
         write_coordinates(_picks(), tmp_path, "json")
     with pytest.raises(InputError, match="star, box, txt, csv, cs"):
         read_coordinates(tmp_path, format="json")
-    (tmp_path / "a.json").write_text("{}")
-    with pytest.raises(InputError, match=r"a\.json.*\.star"):
-        read_coordinates(tmp_path / "a.json")
+    (tmp_path / "a.xyz").write_text("{}")
+    with pytest.raises(InputError, match=r"a\.xyz.*\.star"):
+        read_coordinates(tmp_path / "a.xyz")
     with pytest.raises(InputError, match="no coordinate files"):
         read_coordinates(tmp_path)
     with pytest.raises(InputError, match="not found"):
@@ -269,7 +269,8 @@ def test_check_inside(tmp_path):
 
 
 def test_registry_entries():
-    assert [e.name for e in IMPORTERS] == FORMATS and [e.name for e in EXPORTERS] == FORMATS
+    names = FORMATS + ["cbox", "eman2"]  # crYOLO and EMAN2: tests/io/test_cbox.py, test_eman2.py
+    assert [e.name for e in IMPORTERS] == names and [e.name for e in EXPORTERS] == names
     for entry in IMPORTERS + EXPORTERS:
         assert entry.target.startswith("cryopick.io.") and callable(entry.load())
-    assert {e.name: e.suffix for e in EXPORTERS} == {f: f".{f}" for f in FORMATS}
+    assert {e.name: e.suffix for e in EXPORTERS} == {**{f: f".{f}" for f in FORMATS}, "cbox": ".cbox", "eman2": ".json"}

@@ -19,7 +19,9 @@ from cryopick.particles import Particles
 Picks = dict[str, Particles]
 
 
-def read_coordinates(path: str | Path, format: str | None = None) -> Picks:
+def read_coordinates(path: str | Path, format: str | None = None, *,
+                     shapes: dict[str, tuple[int, int]] | None = None,
+                     micrograph_files: dict[str, str] | None = None) -> Picks:
     """Read coordinates from a file, or from all coordinate files in a directory.
 
     Parameters
@@ -29,6 +31,9 @@ def read_coordinates(path: str | Path, format: str | None = None) -> Picks:
     format : str, optional
         ``star``, ``box``, ``txt``, ``csv`` or ``cs``; by default chosen from the file suffix (or the
         suffixes of the files in the directory).
+    shapes, micrograph_files : dict, optional
+        The project's micrographs: ID -> ``(rows, cols)`` and ID -> file name, passed to readers that
+        take them (see :func:`call_reader`; EMAN2's info files need them for TIFF micrographs).
 
     Returns
     -------
@@ -49,7 +54,7 @@ def read_coordinates(path: str | Path, format: str | None = None) -> Picks:
     if format is not None:
         if format not in by_name:
             raise InputError(f"unknown coordinate format {format!r}; known formats: {', '.join(by_name)}")
-        return by_name[format].load()(path)
+        return call_reader(by_name[format].load(), path, shapes=shapes, micrograph_files=micrograph_files)
     by_suffix = {s: e for e in IMPORTERS for s in e.suffixes}
     known = ", ".join(by_suffix)
     if path.is_dir():
@@ -60,11 +65,26 @@ def read_coordinates(path: str | Path, format: str | None = None) -> Picks:
             raise InputError(
                 f"{path}: directory holds several coordinate formats ({', '.join(sorted(found))}); pass format="
             )
-        return by_name[found.pop()].load()(path)
+        return call_reader(by_name[found.pop()].load(), path, shapes=shapes, micrograph_files=micrograph_files)
     entry = by_suffix.get(path.suffix.lower())
     if entry is None:
         raise InputError(f"{path}: unknown coordinate file suffix {path.suffix or '(none)'!r}; supported: {known}")
-    return entry.load()(path)
+    return call_reader(entry.load(), path, shapes=shapes, micrograph_files=micrograph_files)
+
+
+def call_reader(reader: Callable[..., Picks], path: str | Path, **context) -> Picks:
+    """Call an importer's ``reader(path)``, also passing those of the ``context`` keywords
+    (``shapes``, ``micrograph_files``) that its signature names (or all, if it takes ``**kwargs``).
+    Readers that need no knowledge of the micrographs keep the one-argument signature."""
+    import inspect
+
+    try:
+        params = inspect.signature(reader).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given = {k: v for k, v in context.items() if v is not None and (takes_all or k in params)}
+    return reader(path, **given)
 
 
 def write_coordinates(picks: Picks, out: str | Path, format: str, **options) -> list[Path]:

@@ -14,6 +14,10 @@ IMPORTERS: list[ImporterEntry] = [
     ImporterEntry("txt", "cryopick.io.txt:read_txt", "Topaz tab-separated table", suffixes=(".txt",)),
     ImporterEntry("csv", "cryopick.io.csv:read_csv", "CryoPPP CSV, one per micrograph", suffixes=(".csv",)),
     ImporterEntry("cs", "cryopick.io.cs:read_cs", "cryoSPARC .cs particle array", suffixes=(".cs",)),
+    ImporterEntry("cbox", "cryopick.io.cbox:read_cbox", "crYOLO .cbox (STAR), one per micrograph, with confidence",
+                  suffixes=(".cbox",)),
+    ImporterEntry("eman2", "cryopick.io.eman2:read_eman2", "EMAN2 info/<mic>_info.json boxes (a file or info/)",
+                  suffixes=(".json",)),
 ]
 
 EXPORTERS: list[ExporterEntry] = [
@@ -22,4 +26,7 @@ EXPORTERS: list[ExporterEntry] = [
     ExporterEntry("txt", "cryopick.io.txt:write_txt", "Topaz table: particles.txt or <mic>.txt", suffix=".txt"),
     ExporterEntry("csv", "cryopick.io.csv:write_csv", "CryoPPP CSV per micrograph", suffix=".csv"),
     ExporterEntry("cs", "cryopick.io.cs:write_cs", "cryoSPARC .cs particle array (needs shapes)", suffix=".cs"),
+    ExporterEntry("cbox", "cryopick.io.cbox:write_cbox", "crYOLO .cbox per micrograph (needs box_size)", suffix=".cbox"),
+    ExporterEntry("eman2", "cryopick.io.eman2:write_eman2", "EMAN2 <mic>_info.json per micrograph (into info/)",
+                  suffix=".json"),
 ]

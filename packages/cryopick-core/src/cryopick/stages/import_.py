@@ -44,16 +44,22 @@ def import_micrographs(project, paths: list[Path], pixel_size_a: float | None,
     return names
 
 
-def read_labels_file(path: str | Path, host) -> dict[str, Particles]:
+def read_labels_file(path: str | Path, host, mics: dict | None = None) -> dict[str, Particles]:
     """Read coordinates with the importer registered for the file's suffix (plugins can add formats);
-    core formats and folders go through :func:`cryopick.io.coords.read_coordinates`."""
-    from cryopick.io.coords import read_coordinates
+    core formats and folders go through :func:`cryopick.io.coords.read_coordinates`. ``mics`` (the
+    project's micrograph records) gives readers that ask for them the micrographs' ``shapes`` and
+    ``micrograph_files`` (EMAN2's info files need the height of TIFF micrographs)."""
+    from cryopick.io.coords import call_reader, read_coordinates
 
+    context = {}
+    if mics:
+        context = {"shapes": {n: tuple(m.shape) for n, m in mics.items()},
+                   "micrograph_files": {n: Path(m.path).name for n, m in mics.items()}}
     suffix = Path(path).suffix.lower()
     for reg in host.importers.items():
         if suffix and suffix in reg.entry.suffixes and reg.distribution != "cryopick-core":
-            return host.importers.load(reg.entry.name)(path)
-    return read_coordinates(path)
+            return call_reader(host.importers.load(reg.entry.name), path, **context)
+    return read_coordinates(path, **context)
 
 
 def import_labels(project, path: str | Path, label_set: str, host,
@@ -63,8 +69,8 @@ def import_labels(project, path: str | Path, label_set: str, host,
     from cryopick.io.coords import check_inside
     from cryopick.io.names import match_names
 
-    raw = read_labels_file(path, host)
     mics = project.micrographs()
+    raw = read_labels_file(path, host, mics)
     known = names if names is not None else list(mics)
     mapping, unmatched = match_names(list(raw), known)
     if not mapping:
