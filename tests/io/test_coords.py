@@ -43,6 +43,8 @@ def _assert_same(got, want, fmt, scores=True):
         np.testing.assert_allclose(got[name].y, want[name].y, rtol=0, atol=ATOL[fmt])
         if scores and HAS_SCORES[fmt]:
             np.testing.assert_allclose(got[name].score, want[name].score, rtol=1e-6, atol=1e-6)
+        elif fmt == "cs":  # cryoSPARC's Inspect Picks needs numbers: no score is written as ncc_score 0
+            assert np.all(got[name].score == 0)
         else:
             assert not got[name].has_scores
 

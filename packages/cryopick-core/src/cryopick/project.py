@@ -36,6 +36,15 @@ def file_checksum(path: Path, chunk: int = 1 << 22) -> str:
 
 @attrs.define
 class MicrographRecord:
+    """A micrograph of the project (``/micrographs/<name>``, see docs/store.md).
+
+    ``source`` is ``"relion"`` or ``"cryosparc"`` for micrographs read from a RELION micrographs STAR or a
+    cryoSPARC exposures ``.cs`` (empty otherwise); ``source_name`` is the name that list gives the
+    micrograph (``rlnMicrographName`` / ``micrograph_blob/path``), ``source_uid`` and ``exp_group_id`` the
+    cryoSPARC exposure's uid and group. Exporters write them back, so the other program recognises its
+    micrographs.
+    """
+
     name: str
     path: str
     shape: tuple[int, int]
@@ -43,6 +52,23 @@ class MicrographRecord:
     checksum: str
     size: int = 0
     mtime_ns: int = 0
+    source: str = ""
+    source_name: str = ""
+    source_uid: int | None = None
+    exp_group_id: int | None = None
+
+
+def _origin_attributes(origin) -> dict[str, Any]:
+    """Store attributes for a :class:`cryopick.io.sources.MicrographSource` (the uid as decimal text: a
+    cryoSPARC uid does not fit a signed 64-bit integer)."""
+    if origin is None:
+        return {}
+    out: dict[str, Any] = {"source": origin.program, "source_name": origin.name}
+    if origin.uid is not None:
+        out["source_uid"] = str(int(origin.uid))
+    if origin.exp_group_id is not None:
+        out["exp_group_id"] = int(origin.exp_group_id)
+    return out
 
 
 def particles_record(p: Particles, **attributes: Any) -> Record:
@@ -54,6 +80,17 @@ def record_particles(record: Record) -> Particles:
     return Particles(a["x"], a["y"], a.get("score"))
 
 
+def _origin_attributes_of(rec: MicrographRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if rec.source:
+        out = {"source": rec.source, "source_name": rec.source_name}
+        if rec.source_uid is not None:
+            out["source_uid"] = str(rec.source_uid)
+        if rec.exp_group_id is not None:
+            out["exp_group_id"] = rec.exp_group_id
+    return out
+
+
 class Project:
     """A project store seen through the nouns of particle picking."""
 
@@ -61,8 +98,12 @@ class Project:
         self.store = store
 
     # micrographs ------------------------------------------------------------------------------------
-    def add_micrograph(self, path: Path, pixel_size_a: float | None = None) -> tuple[MicrographRecord, bool]:
+    def add_micrograph(self, path: Path, pixel_size_a: float | None = None,
+                       origin=None) -> tuple[MicrographRecord, bool]:
         """Register a micrograph; returns ``(record, added)``; unchanged files are not re-added.
+
+        ``origin`` (a :class:`cryopick.io.sources.MicrographSource`) records what a RELION or cryoSPARC
+        micrograph list calls the file; its pixel size is used when ``pixel_size_a`` is None.
 
         A file already imported under the same path with the same size and modification time is taken
         as unchanged without reading it again; otherwise its SHA-256 decides (a touched but unchanged
@@ -73,10 +114,18 @@ class Project:
         name = micrograph_name(path)
         resolved = str(Path(path).resolve())
         st = os.stat(path)
+        if pixel_size_a is None and origin is not None:
+            pixel_size_a = origin.pixel_size_a
         info = read_micrograph_info(path, pixel_size_a=pixel_size_a)  # the header only
         old = self.micrograph(name)
+        extra = _origin_attributes(origin)
+        if old is not None and origin is None and old.source:  # re-imported as a plain file: keep the origin
+            extra = {"source": old.source, "source_name": old.source_name}
+            extra.update({"source_uid": str(old.source_uid)} if old.source_uid is not None else {})
+            extra.update({"exp_group_id": old.exp_group_id} if old.exp_group_id is not None else {})
+        same_origin = old is not None and _origin_attributes_of(old) == extra
         if old is not None and old.path == resolved and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns \
-                and old.pixel_size_a == info.pixel_size_a:
+                and old.pixel_size_a == info.pixel_size_a and same_origin:
             return old, False  # same file, same size and time: not read again
         checksum = file_checksum(Path(path))
         if old is not None:
@@ -84,20 +133,26 @@ class Project:
                 raise InputError(
                     f"{path}: another micrograph named {name!r} ({old.path}) is already in the project; "
                     "micrographs are identified by file name, so rename one of them")
-        rec = MicrographRecord(name, resolved, tuple(int(s) for s in info.shape), info.pixel_size_a, checksum,
-                               int(st.st_size), int(st.st_mtime_ns))
+        if origin is not None and origin.shape is not None and tuple(origin.shape) != tuple(info.shape):
+            raise InputError(f"{path}: is {info.shape[1]} x {info.shape[0]} pixels but its micrograph list says "
+                             f"{origin.shape[1]} x {origin.shape[0]}; is the list for other (binned) micrographs?")
+        self.store.put(f"/micrographs/{name}", path=resolved, shape=[int(s) for s in info.shape],
+                       pixel_size_a=float(info.pixel_size_a or 0.0), checksum=checksum, size=int(st.st_size),
+                       mtime_ns=int(st.st_mtime_ns), **extra)
+        rec = self.micrograph(name)
         unchanged = old is not None and old.checksum == checksum and old.pixel_size_a == rec.pixel_size_a
-        self.store.put(f"/micrographs/{name}", path=rec.path, shape=list(rec.shape),
-                       pixel_size_a=float(rec.pixel_size_a or 0.0), checksum=checksum, size=rec.size,
-                       mtime_ns=rec.mtime_ns)
         return rec, not unchanged
 
     def micrograph(self, name: str) -> MicrographRecord | None:
         a = self.store.attributes(f"/micrographs/{name}")
         if a is None:
             return None
+        uid = a.get("source_uid")
+        group = a.get("exp_group_id")
         return MicrographRecord(name, a["path"], tuple(a["shape"]), a["pixel_size_a"] or None, a["checksum"],
-                                int(a.get("size", 0)), int(a.get("mtime_ns", 0)))
+                                int(a.get("size", 0)), int(a.get("mtime_ns", 0)), str(a.get("source", "")),
+                                str(a.get("source_name", "")), int(uid) if uid not in (None, "") else None,
+                                int(group) if group is not None else None)
 
     def micrographs(self) -> dict[str, MicrographRecord]:
         return {n: self.micrograph(n) for n in self.store.children("/micrographs")}

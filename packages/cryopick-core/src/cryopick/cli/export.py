@@ -5,6 +5,8 @@ Examples::
     cryopick export -P project.h5 --format star --out picks/                  # one particles.star
     cryopick export -P project.h5 --format star --per-micrograph --out picks/ # <mic>_autopick.star
     cryopick export -P project.h5 --run topaz-1a2b3c4d --format box --out boxes/
+    cryopick export -P project.h5 --format star --per-micrograph --out External/job099/   # RELION layout
+    cryopick export -P project.h5 --format cs --exposures P12/J5/J5_exposures_accepted.cs --out picks/
 """
 
 from __future__ import annotations
@@ -23,8 +25,14 @@ from cryopick.cli.options import project_option
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True)
 @click.option("--per-micrograph/--single-file", default=None, help="Default: the format's own convention.")
 @click.option("--candidates", is_flag=True, help="Export all scored candidates instead of the thresholded picks.")
+@click.option("--exposures", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="cryoSPARC exposures .cs: micrographs imported as files take the uid, path and exposure group "
+                   "of the exposure with the same base name (--format cs).")
+@click.option("--relion-project", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="RELION project folder: paths in autopick.star are written relative to it (default: the one "
+                   "stored when the micrographs STAR was imported).")
 @click.pass_context
-def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
+def export(ctx, project, run_id, fmt, out, per_micrograph, candidates, exposures, relion_project):
     """Export picks from PROJECT."""
     from cryopick.cli.context import get_host
     from cryopick.errors import InputError
@@ -42,5 +50,6 @@ def export(ctx, project, run_id, fmt, out, per_micrograph, candidates):
         raise InputError(f"{project}: no run {run_id!r}; runs: {', '.join(proj.runs()) or 'none'}")
     picks = proj.candidates(run_id) if candidates else proj.picks(run_id)
     info = proj.run_info(run_id)
-    files = export_picks(proj, host, picks, out, fmt, per_micrograph, info.get("diameter_px", 0) or 0)
+    files = export_picks(proj, host, picks, out, fmt, per_micrograph, info.get("diameter_px", 0) or 0,
+                         exposures=exposures, relion_project=relion_project)
     click.echo(f"run {run_id}: wrote {sum(len(p) for p in picks.values())} particles to {len(files)} file(s) in {out}")

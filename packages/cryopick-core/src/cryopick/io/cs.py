@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cryopick.errors import InputError
-from cryopick.io.coords import Picks, any_scores, file_stem, output_dir, read_path
+from cryopick.io.coords import Picks, file_stem, output_dir, read_path
 from cryopick.io.micrographs import micrograph_name
 from cryopick.io.names import strip_uid_prefix
 from cryopick.particles import Particles
@@ -91,36 +91,54 @@ def _decode(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _table(picks: Picks, shapes: dict[str, tuple[int, int]], scores: bool) -> np.ndarray:
+def _fields(width: int) -> list:
+    """The dtype of a picked-particles ``.cs``, as cryoSPARC's pickers (and cryosparc-tools) write it."""
+    return [
+        ("uid", "<u8"),
+        ("location/micrograph_uid", "<u8"),
+        ("location/exp_group_id", "<u4"),
+        (PATH, f"S{width}"),
+        (SHAPE, "<u4", (2,)),
+        ("location/micrograph_psize_A", "<f4"),
+        (X_FRAC, "<f4"),
+        (Y_FRAC, "<f4"),
+        ("location/min_dist_A", "<f4"),
+        (SCORE, "<f4"),
+        ("pick_stats/power", "<f4"),
+        ("pick_stats/template_idx", "<u4"),
+    ]
+
+
+def _table(picks: Picks, shapes: dict[str, tuple[int, int]], uids: np.ndarray, paths: dict[str, str],
+           micrographs: dict, box_size: float | None) -> np.ndarray:
+    from cryopick.io.cryosparc import stable_uid
+
     missing = [name for name in picks if name not in shapes]
     if missing:
         raise InputError(f"the cs format needs every micrograph's shape; missing for {', '.join(missing[:5])}")
-    paths = [f"{file_stem(name)}.mrc".encode() for name in picks]
-    width = max((len(p) for p in paths), default=1)
-    fields = [
-        ("uid", "<u8"),
-        ("location/micrograph_uid", "<u8"),
-        (PATH, f"S{width}"),
-        (SHAPE, "<u4", (2,)),
-        (X_FRAC, "<f4"),
-        (Y_FRAC, "<f4"),
-    ]
-    if scores:
-        fields.append((SCORE, "<f4"))
-    table = np.zeros(sum(len(p) for p in picks.values()), dtype=fields)
+    encoded = {name: paths[name].encode() for name in picks}
+    width = max((len(p) for p in encoded.values()), default=1)
+    table = np.zeros(sum(len(p) for p in picks.values()), dtype=_fields(width))
+    table["uid"] = uids
     start = 0
-    for mic_index, ((name, particles), mic_path) in enumerate(zip(picks.items(), paths)):
+    for name, particles in picks.items():
         rows, cols = shapes[name]
+        meta = micrographs.get(name)
+        cryosparc = getattr(meta, "source", "") == "cryosparc"
+        psize = float(getattr(meta, "pixel_size_a", None) or 0.0)
         stop = start + len(particles)
         block = table[start:stop]
-        block["uid"] = np.arange(start, stop)
-        block["location/micrograph_uid"] = mic_index
-        block[PATH] = mic_path
+        block["location/micrograph_uid"] = int(meta.source_uid) if cryosparc else stable_uid(paths[name])
+        block["location/exp_group_id"] = int(meta.exp_group_id or 1) if cryosparc else 1
+        block[PATH] = encoded[name]
         block[SHAPE] = (rows, cols)
+        block["location/micrograph_psize_A"] = psize
         block[X_FRAC] = particles.x / cols
         block[Y_FRAC] = particles.y / rows
-        if scores:
-            block[SCORE] = particles.score
+        block["location/min_dist_A"] = float(box_size or 0) * psize
+        score = np.nan_to_num(particles.score, nan=0.0)
+        block[SCORE] = score
+        block["pick_stats/power"] = score  # no local power in cryopick: the score, so Inspect Picks can cut on it
         start = stop
     return table
 
@@ -132,9 +150,18 @@ def write_cs(
     per_micrograph: bool = False,
     box_size: int | None = None,
     shapes: dict[str, tuple[int, int]] | None = None,
+    micrograph_files: dict[str, str] | None = None,
+    micrographs: dict | None = None,
     **_,
 ) -> list[Path]:
-    """Write picks as cryoSPARC ``.cs`` files.
+    """Write picks as cryoSPARC ``.cs`` files, as cryoSPARC's own pickers write them.
+
+    Fields: ``uid`` (distinct random 64-bit, across all files written), ``location/micrograph_uid``,
+    ``location/exp_group_id``, ``location/micrograph_path``, ``location/micrograph_shape`` (rows, cols),
+    ``location/micrograph_psize_A``, ``location/center_x_frac``, ``location/center_y_frac``,
+    ``location/min_dist_A`` (``box_size`` in Å), ``pick_stats/ncc_score`` (the score; 0 when none),
+    ``pick_stats/power`` (the score again: cryopick has no local power, and cryoSPARC's Inspect Picks cuts
+    on both) and ``pick_stats/template_idx`` (0).
 
     Parameters
     ----------
@@ -144,25 +171,47 @@ def write_cs(
         Output directory, created if needed.
     per_micrograph : bool
         Write ``<micrograph>.cs`` per micrograph instead of one ``particles.cs``.
-    box_size
-        Not used by this format.
+    box_size : int, optional
+        Particle diameter in pixels, written as ``location/min_dist_A``.
     shapes : dict of str to (int, int)
         Micrograph ID -> ``(rows, cols)``; required, since cryoSPARC stores fractions of the size.
+    micrograph_files : dict of str to str, optional
+        Micrograph ID -> file name, written as the micrograph path when the micrograph has no cryoSPARC
+        origin; default ``<micrograph>.mrc``.
+    micrographs : dict of str to MicrographRecord, optional
+        The project's micrographs: those that came from a cryoSPARC exposures ``.cs`` (``source ==
+        "cryosparc"``) keep their exposure ``uid``, ``micrograph_blob/path`` and exposure group, so that
+        cryoSPARC links the particles to its exposures; others get a uid derived from their name and
+        exposure group 1. Their pixel sizes fill ``location/micrograph_psize_A``.
 
     Returns
     -------
     list of Path
-        The files written. Micrograph paths inside are ``<micrograph>.mrc``.
+        The files written.
     """
+    from cryopick.io.cryosparc import random_uids
+
     if shapes is None:
         raise InputError("the cs format needs the micrograph shapes (rows, cols): pass shapes")
     out = output_dir(out)
-    scores = any_scores(picks)
+    micrographs = micrographs or {}
+    files = micrograph_files or {}
+    paths = {}
+    for name in picks:
+        meta = micrographs.get(name)
+        if getattr(meta, "source", "") == "cryosparc" and meta.source_name:
+            paths[name] = meta.source_name
+        else:
+            paths[name] = files.get(name) or f"{file_stem(name)}.mrc"
     groups = {f"{file_stem(n)}.cs": {n: p} for n, p in picks.items()} if per_micrograph else {SINGLE_FILE: picks}
-    written = []
+    uids = random_uids(sum(len(p) for p in picks.values()))  # distinct across every file written
+    written, start = [], 0
     for file_name, group in groups.items():
+        count = sum(len(p) for p in group.values())
         target = out / file_name
         with open(target, "wb") as f:  # np.save(path) would append ".npy"
-            np.save(f, _table(group, shapes, scores), allow_pickle=False)
+            np.save(f, _table(group, shapes, uids[start:start + count], paths, micrographs, box_size),
+                    allow_pickle=False)
+        start += count
         written.append(target)
     return written

@@ -2,8 +2,11 @@
 
 Read: RELION 3.0 files (one ``data_`` block) and 3.1+/4/5 files (``data_optics`` + ``data_particles``),
 with the columns ``rlnMicrographName`` (optional in per-micrograph files), ``rlnCoordinateX``,
-``rlnCoordinateY`` and, when present, ``rlnAutopickFigureOfMerit``. Written: one ``particles.star`` for
-all micrographs, or RELION's ``<micrograph>_autopick.star`` per micrograph.
+``rlnCoordinateY`` and, when present, ``rlnAutopickFigureOfMerit``; and RELION's coordinate lists
+(``autopick.star``, ``manualpick.star``, ``coords_suffix_*.star``), followed to the files they name (see
+:mod:`cryopick.io.relion`). Written: one ``particles.star`` for all micrographs, RELION's
+``<micrograph>_autopick.star`` per micrograph, or, for micrographs that came from a RELION micrographs
+STAR, RELION's own layout (``<job dir>/Movies/<mic>_autopick.star`` + ``autopick.star``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cryopick.errors import InputError
-from cryopick.io.coords import Picks, any_scores, file_stem, output_dir, read_path
+from cryopick.io.coords import Picks, any_scores, file_stem, merge_picks, output_dir, read_path
 from cryopick.io.names import strip_relion_suffix
 from cryopick.particles import Particles
 
@@ -22,19 +25,26 @@ SINGLE_FILE = "particles.star"
 PER_MICROGRAPH_SUFFIX = "_autopick.star"
 
 
-def read_star(path: str | Path) -> Picks:
+def read_star(path: str | Path, relion_project: str | Path | None = None) -> Picks:
     """Read a RELION STAR file (or merge a directory of them).
 
     Parameters
     ----------
     path : str or Path
-        A ``.star`` file or a directory of ``.star`` files.
+        A ``.star`` file or a directory of ``.star`` files. A coordinate list (``autopick.star``,
+        ``manualpick.star``: ``data_coordinate_files``; or ``coords_suffix_<suffix>.star``) is followed to
+        the per-micrograph files it names; a directory holding lists is read through its lists only
+        (``data_coordinate_files`` ones first), so no file counts twice.
+    relion_project : str or Path, optional
+        The RELION project folder that a list's paths are relative to (default: the list's folder or
+        an ancestor, see :func:`cryopick.io.relion.read_coordinate_list`).
 
     Returns
     -------
     dict of str to Particles
         ``rlnMicrographName`` as written -> particles; a file without that column holds one
-        micrograph named after the file (``mic_001_autopick.star`` -> ``mic_001``).
+        micrograph named after the file (``mic_001_autopick.star`` -> ``mic_001``). Through a list:
+        ``rlnMicrographName`` as the list writes it.
 
     Raises
     ------
@@ -42,6 +52,18 @@ def read_star(path: str | Path) -> Picks:
         Unreadable file, or no block with ``rlnCoordinateX`` and ``rlnCoordinateY`` (the message lists
         the missing and the found columns).
     """
+    from cryopick.io.relion import is_coordinate_list, read_coordinate_list
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() == ".star"
+                       and not f.name.startswith("."))
+        lists = [f for f in files if is_coordinate_list(f)]
+        if lists:
+            full = [f for f in lists if not f.name.startswith("coords_suffix")]
+            return merge_picks(read_coordinate_list(f, relion_project) for f in (full or lists[:1]))
+    elif path.is_file() and is_coordinate_list(path):
+        return read_coordinate_list(path, relion_project)
     return read_path(path, (".star",), _read_one)
 
 
@@ -108,6 +130,9 @@ def write_star(
     box_size: int | None = None,
     shapes: dict[str, tuple[int, int]] | None = None,
     micrograph_files: dict[str, str] | None = None,
+    micrographs: dict | None = None,
+    relion_project: str | Path | None = None,
+    micrographs_list: str | None = None,
     **_,
 ) -> list[Path]:
     """Write picks as RELION STAR files.
@@ -124,6 +149,16 @@ def write_star(
     micrograph_files : dict of str to str, optional
         Micrograph ID -> the name to write in ``rlnMicrographName`` (for example ``mic_001.mrc``, the
         micrograph's file name, which is what RELION's micrograph STAR files list); default: the ID.
+    micrographs : dict of str to MicrographRecord, optional
+        The project's micrographs. When every picked micrograph came from a RELION micrographs STAR
+        (``source == "relion"``), ``per_micrograph`` writes RELION's own layout
+        (:func:`cryopick.io.relion.write_relion_layout`: ``<P without extension>_autopick.star`` under
+        ``out``, ``autopick.star`` and ``coords_suffix_autopick.star``), and the single file names
+        micrographs by their ``rlnMicrographName``.
+    relion_project : str or Path, optional
+        The RELION project folder (paths in ``autopick.star`` are relative to it).
+    micrographs_list : str, optional
+        The micrographs STAR the micrographs came from, as RELION names it.
     box_size, shapes
         Not used by this format.
 
@@ -135,6 +170,14 @@ def write_star(
     import pandas as pd
     import starfile
 
+    relion = {n: m.source_name for n, m in (micrographs or {}).items()
+              if getattr(m, "source", "") == "relion" and m.source_name}
+    if relion and all(n in relion for n in picks):
+        if per_micrograph:
+            from cryopick.io.relion import write_relion_layout
+
+            return write_relion_layout(picks, Path(out), relion, relion_project, micrographs_list)
+        micrograph_files = relion
     out = output_dir(out)
     scores = any_scores(picks)
 
