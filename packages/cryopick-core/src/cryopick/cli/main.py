@@ -90,11 +90,13 @@ def _add_commands(group: click.Group) -> None:
         show,
         simulate,
         train,
+        watch,
     )
 
     for module, name in ((init, "init"), (import_, "import_cmd"), (preprocess, "preprocess"), (train, "train"),
                          (pick, "pick"), (run, "run"), (eval_cmd, "eval_cmd"), (export, "export"),
-                         (plugins, "plugins"), (simulate, "simulate"), (show, "show"), (prune, "prune")):
+                         (plugins, "plugins"), (simulate, "simulate"), (show, "show"), (prune, "prune"),
+                         (watch, "watch")):
         group.add_command(getattr(module, name))
 
 
