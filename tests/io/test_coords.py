@@ -214,9 +214,14 @@ def test_cs_uid_prefix_and_fields(tmp_path):
     with open(tmp_path / "P.cs", "wb") as f:
         np.save(f, data)
     got = read_cs(tmp_path / "P.cs")
-    assert list(got) == ["mic_001"]
-    np.testing.assert_allclose(got["mic_001"].x, [1000, 500])
-    np.testing.assert_allclose(got["mic_001"].y, [100, 750], rtol=1e-6)
+    name = "012345678901234567_mic_001"
+    assert list(got) == [name]  # uid prefix kept; matched to mic_001 (or the uid-prefixed ID) by match_names
+    from cryopick.io.names import match_names
+
+    assert match_names(got, ["mic_001"])[0] == {name: "mic_001"}
+    assert match_names(got, ["012345678901234567_mic_001"])[0] == {name: "012345678901234567_mic_001"}
+    np.testing.assert_allclose(got[name].x, [1000, 500])
+    np.testing.assert_allclose(got[name].y, [100, 750], rtol=1e-6)
 
 
 def test_cs_never_unpickles(tmp_path):

@@ -15,7 +15,6 @@ import numpy as np
 from cryopick.errors import InputError
 from cryopick.io.coords import Picks, file_stem, output_dir, read_path
 from cryopick.io.micrographs import micrograph_name
-from cryopick.io.names import strip_uid_prefix
 from cryopick.particles import Particles
 
 PATH, SHAPE = "location/micrograph_path", "location/micrograph_shape"
@@ -37,8 +36,10 @@ def read_cs(path: str | Path) -> Picks:
     Returns
     -------
     dict of str to Particles
-        Micrograph name (base name of ``location/micrograph_path`` without the extension and without
-        cryoSPARC's numeric UID prefix) -> particles.
+        Base name of ``location/micrograph_path`` without the extension, cryoSPARC's numeric uid prefix
+        kept (``J3/motioncorrected/0123..._mic_001.mrc`` -> ``0123..._mic_001``) -> particles;
+        :func:`cryopick.io.names.match_names` matches it to the micrograph ``mic_001`` as well as to
+        ``0123..._mic_001`` (micrographs read from a cryoSPARC project folder keep the prefix).
 
     Raises
     ------
@@ -81,7 +82,7 @@ def _read_one(path: Path) -> Picks:
     out: Picks = {}
     for mic in dict.fromkeys(mic_paths):
         keep = mic_paths == mic
-        name = strip_uid_prefix(micrograph_name(mic))
+        name = micrograph_name(mic)
         part = Particles(x[keep], y[keep], score[keep])
         out[name] = Particles.concat([out[name], part]) if name in out else part
     return out
