@@ -3,8 +3,9 @@
 Layout (``docs/store.md`` documents every attribute)::
 
     /                       attrs: schema_version, cryopick_version, created
-    /settings               attrs: diameter_px (project defaults)
-    /micrographs/<name>     attrs: path, pixel_size_a, shape, checksum (sha256), size, mtime
+    /settings               attrs: diameter_px (project defaults), relion_project, relion_micrographs
+    /micrographs/<name>     attrs: path, pixel_size_a, shape, checksum (sha256), size, mtime; source,
+                            source_name, source_uid, exp_group_id (RELION / cryoSPARC origin)
     /preprocessed/<key>/<name>   image (an array file); attrs: factor_x, factor_y, chain, checksum
     /labels/<set>/<name>    x, y, score (original pixels); attrs: source
     /models/<key>           one dataset per weight array; attrs: picker, config (JSON), labels, preprocessing
