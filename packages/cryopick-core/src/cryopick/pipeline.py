@@ -95,9 +95,13 @@ def pick_micrographs(project: Project, picker, diameter_px: float, names: list[s
     scoring run on its workers; training stays in this process."""
     log = log if log is not None else StageLog()
     host = picker.context.plugin_host()
+    # On Dask workers an untrained picker preprocesses and scores each micrograph in one task (the images
+    # come back to be cached); only the first is preprocessed alone: its downsampling gives the particle
+    # diameter in preprocessed pixels that every task needs.
+    fused = executor is not None and not picker.trainable
     with log.timed("preprocess"):
-        prep = preprocess.preprocess(project, picker, diameter_px, names, executor)
-    log.skipped["preprocess"] = prep.skipped
+        prep = preprocess.preprocess(project, picker, diameter_px, names[:1] if fused else names, executor)
+    log.skipped["preprocess"] = sum(project.has_preprocessed(prep.key, n) for n in names) if fused else prep.skipped
     with log.timed("train"):
         model = train.train(project, picker, prep.key, diameter_px, names, label_set)
     if model.key:
