@@ -386,9 +386,27 @@ def test_cli_import_labels_from_manualpick_star(relion_project, monkeypatch):
     np.testing.assert_allclose(labels["mic_000"].xy, truth[NAMES[0]], atol=1e-6)
 
 
-def test_cli_relion_project_without_a_list_is_refused(relion_project, monkeypatch, capsys):
-    root, _ = relion_project
-    rc = _cli(["run", "--picker", "dog", "--micrographs", "MotionCorr/job002/Movies", "--relion-project", str(root),
-               "--diameter", "20"], root, monkeypatch)
+def test_cli_plain_micrographs_with_relion_labels(relion_project, monkeypatch, capsys):
+    root, sims = relion_project
+    make_manualpick_job(root, {NAMES[0]: sims[0].truth.xy})
+    # micrographs as a folder, labels as RELION's list resolved with --relion-project from elsewhere
+    rc = _cli(["import", "-P", "p.h5", "--micrographs", str(root / "MotionCorr/job002/Movies"),
+               "--labels", str(root / "ManualPick/job004/manualpick.star"), "--relion-project", str(root)],
+              root.parent, monkeypatch)
+    assert rc == 0
+    rc = _cli(["import", "-P", "p.h5", "--micrographs", str(root / "MotionCorr/job002/Movies"),
+               "--cryosparc-project", str(root)], root.parent, monkeypatch)
     assert rc == 2
-    assert "--relion-project goes with a micrograph list" in capsys.readouterr().err
+    assert "--cryosparc-project goes with a cryoSPARC exposures .cs" in capsys.readouterr().err
+
+
+def test_import_jobs_coords_suffix_is_read(tmp_path):
+    """RELION's Import of coordinates (src/apps/import.cpp, --do_coordinates): the files are copied below
+    Import/jobNNN/ and coords_suffix_autopick.star holds the input pattern up to its '*' plus '*.mrc'."""
+    job = tmp_path / "Import/job007"
+    files = write_relion_layout(_picks(), job, {Path(n).stem: n for n in NAMES})
+    (job / "autopick.star").unlink()  # Import writes no list
+    files[-1].write_text("External/job013/Movies/*.mrc\n")
+    back = read_star(files[-1])
+    assert sorted(back) == [f"Movies/mic_{i:03d}" for i in range(3)]
+    np.testing.assert_allclose(back["Movies/mic_000"].x, _picks()["mic_000"].x, atol=1e-6)

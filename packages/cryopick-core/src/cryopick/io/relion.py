@@ -243,12 +243,20 @@ def _read_coords_suffix(path: Path, relion_project) -> Picks:
     if not words:
         raise InputError(f"{path}: is empty; a coords_suffix file names the micrographs STAR it belongs to")
     star = Path(words[0])
+    if star.suffix != ".star":
+        # RELION's Import writes a micrograph pattern (``Movies/*.mrc``) here, not a STAR: read the
+        # coordinate files it copied, named by their path below the folder without the suffix.
+        files = sorted(f for f in path.parent.rglob(f"*{suffix}") if f.is_file() and f != path)
+        if not files:
+            raise InputError(f"{path}: no *{suffix} coordinate files below {path.parent}")
+        names = [str(f.relative_to(path.parent))[: -len(suffix)] for f in files]
+        return _read_files(path, names, files)
     candidates = [Path(relion_project)] if relion_project is not None else []
     here = path.resolve().parent
     candidates += [here, *here.parents]
     mics = next((c / star for c in candidates if (c / star).is_file()), None) if not star.is_absolute() else star
-    if mics is None or not mics.is_file() or not mics.name.endswith(".star"):
-        raise InputError(f"{path}: names {words[0]!r}, which is not a micrographs STAR found from here; give "
+    if mics is None or not mics.is_file():
+        raise InputError(f"{path}: names {words[0]!r}, a micrographs STAR not found from here; give "
                          "the RELION project folder with --relion-project DIR, or use the job's autopick.star")
     names = [s.name for s in read_micrographs_star(mics, relion_project or _root_of(mics, star))]
     files = [path.parent / f"{without_extension(pipeline_tail(n)).lstrip('/')}{suffix}" for n in names]

@@ -36,10 +36,8 @@ def micrograph_inputs(micrographs, relion_project=None, cryosparc_project=None) 
         if not sources:
             raise InputError(f"{item}: lists no micrographs")
         return [s.path for s in sources], {s.path: s for s in sources}
-    for option, value in (("--relion-project", relion_project), ("--cryosparc-project", cryosparc_project)):
-        if value is not None:
-            raise ConfigError(f"{option} goes with a micrograph list: --micrographs micrographs_ctf.star (RELION) "
-                              "or an exposures .cs (cryoSPARC)")
+    if cryosparc_project is not None:  # (--relion-project also serves --labels autopick.star)
+        raise ConfigError("--cryosparc-project goes with a cryoSPARC exposures .cs as --micrographs")
     return expand_micrographs(micrographs), {}
 
 
