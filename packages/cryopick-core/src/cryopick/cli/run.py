@@ -8,6 +8,9 @@ Examples::
     cryopick run --picker dog --micrographs 'mics/*.mrc' --diameter 40 --format box --out picks/
     cryopick run --picker mae --micrographs 'data/*.mrc' --labels exemplars.star --diameter 40 --set stride=10
     cryopick run --picker dog --micrographs 'data/*.mrc' --diameter 40 --executor dask --workers 4
+    cryopick run --picker dog --micrographs CtfFind/job003/micrographs_ctf.star --diameter 150A \
+                 --per-micrograph --out External/job010     # RELION: AutoPick layout + autopick.star
+    cryopick run --picker dog --micrographs P12/J5/J5_exposures_accepted.cs --diameter 150A --format cs
 
 Rerunning the same command resumes: finished stages and micrographs are skipped.
 """
