@@ -405,8 +405,10 @@ def test_import_jobs_coords_suffix_is_read(tmp_path):
     Import/jobNNN/ and coords_suffix_autopick.star holds the input pattern up to its '*' plus '*.mrc'."""
     job = tmp_path / "Import/job007"
     files = write_relion_layout(_picks(), job, {Path(n).stem: n for n in NAMES})
-    (job / "autopick.star").unlink()  # Import writes no list
-    files[-1].write_text("External/job013/Movies/*.mrc\n")
-    back = read_star(files[-1])
+    assert files[-1] == job / "autopick.star"  # no micrographs STAR given: no coords_suffix node
+    files[-1].unlink()  # Import writes no list
+    suffix = job / "coords_suffix_autopick.star"
+    suffix.write_text("External/job013/Movies/*.mrc\n")
+    back = read_star(suffix)
     assert sorted(back) == [f"Movies/mic_{i:03d}" for i in range(3)]
     np.testing.assert_allclose(back["Movies/mic_000"].x, _picks()["mic_000"].x, atol=1e-6)

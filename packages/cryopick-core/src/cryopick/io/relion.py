@@ -129,14 +129,7 @@ def read_micrographs_star(path: str | Path, relion_project: str | Path | None = 
     import pandas as pd
 
     path = Path(path)
-    blocks = _blocks(path)
-    table = blocks.get("micrographs")
-    if table is None or NAME not in table.columns:
-        table = next((b for k, b in blocks.items() if k != "optics" and NAME in b.columns), None)
-    if table is None:
-        found = ", ".join(f"data_{k}" for k in blocks) or "none"
-        raise InputError(f"{path}: no block with rlnMicrographName (blocks: {found}); give a RELION micrographs "
-                         "STAR such as CtfFind/job003/micrographs_ctf.star")
+    blocks, table = _micrographs_table(path)
     pixel_by_group: dict[str, float] = {}
     optics = blocks.get("optics")
     if optics is not None and "rlnOpticsGroup" in optics.columns:
@@ -149,6 +142,20 @@ def read_micrographs_star(path: str | Path, relion_project: str | Path | None = 
     root = project_root(names, path.parent, relion_project, _OPTION, path)
     return [MicrographSource(resolve(root, n, path, _OPTION), n, "relion", pixel_by_group.get(g))
             for n, g in zip(names, groups)]
+
+
+def _micrographs_table(path: Path):
+    """The blocks of a micrographs STAR and its table of micrographs (``data_micrographs``, else the first
+    block with ``rlnMicrographName`` that is not a coordinate list)."""
+    blocks = _blocks(path)
+    table = blocks.get("micrographs")
+    if table is None or NAME not in table.columns:
+        table = next((b for k, b in blocks.items() if k not in ("optics", LIST_BLOCK) and NAME in b.columns), None)
+    if table is None:
+        found = ", ".join(f"data_{k}" for k in blocks) or "none"
+        raise InputError(f"{path}: no block with rlnMicrographName (blocks: {found}); give a RELION micrographs "
+                         "STAR such as CtfFind/job003/micrographs_ctf.star")
+    return blocks, table
 
 
 def is_coordinate_list(path: Path) -> bool:
@@ -258,16 +265,9 @@ def _read_coords_suffix(path: Path, relion_project) -> Picks:
     if mics is None or not mics.is_file():
         raise InputError(f"{path}: names {words[0]!r}, a micrographs STAR not found from here; give "
                          "the RELION project folder with --relion-project DIR, or use the job's autopick.star")
-    names = [s.name for s in read_micrographs_star(mics, relion_project or _root_of(mics, star))]
+    names = [str(n) for n in _micrographs_table(mics)[1][NAME]]  # the micrographs need not be here
     files = [path.parent / f"{without_extension(pipeline_tail(n)).lstrip('/')}{suffix}" for n in names]
     return _read_files(path, names, files)
-
-
-def _root_of(found: Path, relative: Path) -> Path:
-    root = found
-    for _ in relative.parts:
-        root = root.parent
-    return root
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -294,7 +294,8 @@ def write_relion_layout(picks: Picks, out: Path, names: dict[str, str], relion_p
     Returns
     -------
     list of Path
-        The per-micrograph files, then ``autopick.star`` and ``coords_suffix_autopick.star``.
+        The per-micrograph files, then ``autopick.star`` and (with ``micrographs_star``)
+        ``coords_suffix_autopick.star``.
     """
     import pandas as pd
     import starfile
@@ -320,8 +321,10 @@ def write_relion_layout(picks: Picks, out: Path, names: dict[str, str], relion_p
     listing = pd.DataFrame({NAME: [r[0] for r in rows], COORDINATES: [r[1] for r in rows]}, dtype=str)
     list_file = out / LIST_FILE
     starfile.write({LIST_BLOCK: listing}, list_file)
+    if micrographs_star is None:  # the node names its micrographs STAR; without one, the list alone
+        return [*written, list_file]
     suffix_file = out / f"{COORDS_SUFFIX_PREFIX}{SUFFIX}.star"
-    suffix_file.write_text(f"{micrographs_star or LIST_FILE}\n")
+    suffix_file.write_text(f"{micrographs_star}\n")
     return [*written, list_file, suffix_file]
 
 

@@ -49,13 +49,14 @@ def remember_sources(project, micrographs, origins: dict) -> None:
     if not sources or sources[0].program != "relion":
         return
     item = micrographs if isinstance(micrographs, (str, Path)) else list(micrographs)[0]
+    star = Path(item).resolve()
     first = next((s for s in sources if not Path(s.name).is_absolute()), None)
-    if first is None:
+    if first is None:  # absolute names: no project folder to be relative to
+        project.put_settings(relion_micrographs=str(star))
         return
     root = Path(first.path).resolve()
     for _ in Path(first.name).parts:
         root = root.parent
-    star = Path(item).resolve()
     try:
         star_name = str(star.relative_to(root))
     except ValueError:
