@@ -197,16 +197,28 @@ class MicrographWorker:
 _PROCESS: dict[str, Any] = {"host": None, "token": None, "worker": None, "lock": threading.Lock()}
 
 
+def worker_host():
+    """This process's plugin host, built once (the first task, or :func:`open_executor`'s warm-up)."""
+    with _PROCESS["lock"]:
+        if _PROCESS["host"] is None:
+            from cryopick.host import build_host
+
+            _PROCESS["host"] = build_host()
+        return _PROCESS["host"]
+
+
+def _warm_up() -> int:
+    worker_host()
+    return os.getpid()
+
+
 def process_micrograph(payload: PickerPayload, job: MicrographJob) -> MicrographResult:
     """The task every Dask worker runs: the payload's picker is built on the first task of the process
     and kept for the next."""
+    host = worker_host()
     with _PROCESS["lock"]:
         if _PROCESS["token"] != payload.token:
-            if _PROCESS["host"] is None:
-                from cryopick.host import build_host
-
-                _PROCESS["host"] = build_host()
-            _PROCESS.update(worker=MicrographWorker.from_payload(payload, _PROCESS["host"]), token=payload.token)
+            _PROCESS.update(worker=MicrographWorker.from_payload(payload, host), token=payload.token)
         worker = _PROCESS["worker"]
     return worker.process(job)
 
@@ -316,6 +328,7 @@ def open_executor(options: ExecutorOptions | None) -> Iterator[DaskExecutor | No
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=None, silence_logs=logging.CRITICAL)
             client = distributed.Client(cluster)
+        client.run(_warm_up)  # the workers there now import their plugins before the clock of the first task
         executor = DaskExecutor(client)
         progress.echo(f"executor: {executor.describe()}")
         try:
