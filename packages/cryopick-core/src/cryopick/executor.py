@@ -235,7 +235,7 @@ class DaskExecutor:
         self._payloads: dict[str, Any] = {}
 
     def describe(self) -> str:
-        n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        n = len(self.client.nthreads())
         return f"dask scheduler {self.client.scheduler.address} ({n} worker(s) now)"
 
     def scatter(self, payload: PickerPayload):
