@@ -153,6 +153,39 @@ def test_cryopick_register_exporters(name, tmp_path):
 test_cryopick_register_importers = test_cryopick_register_exporters
 
 
+@pytest.mark.parametrize("name", _names("model_importer"))
+def test_cryopick_register_model_importers(name, tmp_path):
+    """Each model importer serves an installed picker, and reads files safely: a missing file, a file that is
+    not a model, and a pickle that would run a command are one-line InputErrors, and the command never runs."""
+    import os
+    import pickle
+
+    from cryopick.errors import InputError
+
+    entry = HOST.model_importers.get(name)
+    assert entry.picker in HOST.pickers, f"{name} imports models for {entry.picker!r}, which is not installed"
+    assert all(s.startswith(".") for s in entry.suffixes)
+    read = HOST.model_importers.load(name)
+    suffix = entry.suffixes[0] if entry.suffixes else ".bin"
+    with pytest.raises(InputError):
+        read(tmp_path / f"missing{suffix}")
+    junk = tmp_path / f"junk{suffix}"
+    junk.write_bytes(b"\x00 not a model \xff" * 10)
+    with pytest.raises(InputError):
+        read(junk)
+    target = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {target}",))
+
+    evil = tmp_path / f"evil{suffix}"
+    evil.write_bytes(pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(InputError):
+        read(evil)
+    assert not target.exists()
+
+
 def test_cryopick_register_commands():
     import click
 

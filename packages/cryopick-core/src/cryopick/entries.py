@@ -135,7 +135,20 @@ class PickerEntry(Entry):
     requires_torch: bool = False
 
 
+@attrs.frozen
+class ModelImporterEntry(Entry):
+    """A reader of models trained by another program, for one picker (``cryopick import-model PICKER FILE``):
+    ``target(path) -> cryopick.picker.ModelState``, a state that picker's ``load`` accepts. ``picker`` is
+    the registered name of that picker; ``suffixes`` are the file suffixes it reads (``(".sav",)``), used
+    to choose among several importers of one picker (empty: any file)."""
+
+    kind: ClassVar[str] = "model_importer"
+    picker: str = attrs.field(default="", validator=_check_name)
+    suffixes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+
 ENTRY_TYPES: dict[str, type[Entry]] = {
     cls.kind: cls
-    for cls in (PreprocessorEntry, BackboneEntry, LossEntry, ThresholderEntry, ExporterEntry, ImporterEntry, PickerEntry)
+    for cls in (PreprocessorEntry, BackboneEntry, LossEntry, ThresholderEntry, ExporterEntry, ImporterEntry, PickerEntry,
+                ModelImporterEntry)
 }

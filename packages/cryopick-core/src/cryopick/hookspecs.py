@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ExporterEntry,
         ImporterEntry,
         LossEntry,
+        ModelImporterEntry,
         PickerEntry,
         PreprocessorEntry,
         ThresholderEntry,
@@ -91,6 +92,18 @@ def cryopick_register_pickers() -> list[PickerEntry]:
     """Return particle pickers (``cryopick run --picker NAME``).
 
     Called once when the host is built. ``target`` is a :class:`cryopick.picker.Picker` subclass.
+    """
+
+
+@hookspec
+def cryopick_register_model_importers() -> list[ModelImporterEntry]:
+    """Return readers of models trained by other programs (``cryopick import-model PICKER FILE``).
+
+    Called once when the host is built. ``target(path) -> cryopick.picker.ModelState``: the weights (numpy
+    arrays) and config of a state that the picker named by ``entry.picker`` restores with its ``load``;
+    the command stores it in the project as a model of that picker. Raise
+    :class:`cryopick.errors.InputError` naming the file for anything it cannot read, and never unpickle
+    the file with ``pickle``/``torch.load`` (use a restricted unpickler).
     """
 
 

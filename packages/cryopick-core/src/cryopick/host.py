@@ -35,6 +35,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     "loss": {"scs": "cryopick-mae", "scs-pu": "cryopick-mae", "pn": "cryopick-topaz", "ge-kl": "cryopick-topaz",
              "ge-binomial": "cryopick-topaz", "nnpu": "cryopick-topaz"},
     "preprocessor": {"gmm": "cryopick-topaz"},
+    "model_importer": {"topaz-em": "cryopick-topaz"},
 }
 
 _REGISTER_HOOKS = {
@@ -45,6 +46,7 @@ _REGISTER_HOOKS = {
     "exporter": "cryopick_register_exporters",
     "importer": "cryopick_register_importers",
     "picker": "cryopick_register_pickers",
+    "model_importer": "cryopick_register_model_importers",
 }
 KINDS = tuple(_REGISTER_HOOKS)
 
@@ -190,6 +192,10 @@ class PluginHost:
     @property
     def pickers(self) -> Registry:
         return self.registries["picker"]
+
+    @property
+    def model_importers(self) -> Registry:
+        return self.registries["model_importer"]
 
     def register(self, plugin: object, name: str, distribution: str = "", version: str = "") -> None:
         """Register a plugin object or module and collect its components."""

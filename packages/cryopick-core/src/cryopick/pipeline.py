@@ -88,11 +88,12 @@ def open_project(path: Path, mode: str = "a") -> Project:
 
 def pick_micrographs(project: Project, picker, diameter_px: float, names: list[str], label_set: str = "train",
                      threshold: str | None = None, threshold_scope: str | None = None,
-                     log: StageLog | None = None, executor=None) -> PickOutcome:
+                     log: StageLog | None = None, executor=None, model: str | None = None) -> PickOutcome:
     """preprocess -> train -> score -> threshold on ``names``; each stage gets the keys the previous one
     returned. The threshold defaults to the picker's own (read after training: a trained model may
     calibrate it). With a Dask ``executor`` (:func:`cryopick.executor.open_executor`) preprocessing and
-    scoring run on its workers; training stays in this process."""
+    scoring run on its workers; training stays in this process. ``model`` (a stored model ID, e.g. from
+    ``cryopick import-model``) is loaded instead of training."""
     log = log if log is not None else StageLog()
     host = picker.context.plugin_host()
     # On Dask workers an untrained picker preprocesses and scores each micrograph in one task (the images
@@ -103,7 +104,10 @@ def pick_micrographs(project: Project, picker, diameter_px: float, names: list[s
         prep = preprocess.preprocess(project, picker, diameter_px, names[:1] if fused else names, executor)
     log.skipped["preprocess"] = sum(project.has_preprocessed(prep.key, n) for n in names) if fused else prep.skipped
     with log.timed("train"):
-        model = train.train(project, picker, prep.key, diameter_px, names, label_set)
+        if model is not None:
+            model = train.use_model(project, picker, model)
+        else:
+            model = train.train(project, picker, prep.key, diameter_px, names, label_set)
     if model.key:
         log.skipped["train"] = int(model.reused)
     with log.timed("score"):

@@ -20,6 +20,12 @@ Architectures (``u`` = ``units``; BN = batch normalisation; all activations PReL
 
 A residual block (ResidA) is conv3 -> BN -> PReLU -> conv3 (dilation d, stride s) -> BN, plus the input
 centre-cropped (and projected by a 1x1 convolution when the width or stride changes), then PReLU.
+
+Models trained with topaz-em are rebuilt from a layer list (:func:`from_spec`, written by
+:mod:`cryopick_topaz.import_model`): the same blocks with topaz-em's options, which differ from the
+defaults above: batch normalisation may be off (convolutions then have biases), the activation may be
+ReLU or a PReLU with one shared slope, and topaz-em's residual block normalises *after* adding the
+shortcut (``act(BN(conv1(h) + shortcut))``, ``norm_after_add``).
 """
 
 from __future__ import annotations
@@ -57,14 +63,24 @@ class Conv(nn.Module):
         return self.conv(x)
 
 
-class ConvBlock(nn.Module):
-    """Conv -> BN -> PReLU."""
+def _activation(name: str, channels: int, prelu: int | None = None) -> nn.Module:
+    """``prelu``: PReLU with ``channels`` slopes (or ``prelu`` of them: 1 = one shared slope); ``relu``."""
+    if name == "prelu":
+        return nn.PReLU(prelu or channels)
+    if name == "relu":
+        return nn.ReLU()
+    raise ValueError(f"unknown activation {name!r}; topaz blocks use prelu or relu")
 
-    def __init__(self, nin, nout, kernel, stride=1, dilation=1):
+
+class ConvBlock(nn.Module):
+    """Conv -> BN -> PReLU (``bn=False``: a convolution with bias, no BN; ``activation``: prelu or relu)."""
+
+    def __init__(self, nin, nout, kernel, stride=1, dilation=1, bn: bool = True, activation: str = "prelu",
+                 prelu: int | None = None):
         super().__init__()
-        self.conv = Conv(nin, nout, kernel, stride, dilation, bias=False)
-        self.bn = nn.BatchNorm2d(nout)
-        self.act = nn.PReLU(nout)
+        self.conv = Conv(nin, nout, kernel, stride, dilation, bias=not bn)
+        self.bn = nn.BatchNorm2d(nout) if bn else nn.Identity()
+        self.act = _activation(activation, nout, prelu)
 
     def configure(self, jump, fill):
         return self.conv.configure(jump, fill)
@@ -77,17 +93,24 @@ class ConvBlock(nn.Module):
 
 
 class ResidA(nn.Module):
-    """Residual block with valid convolutions; the shortcut is the centre crop of the input."""
+    """Residual block with valid convolutions; the shortcut is the centre crop of the input.
 
-    def __init__(self, nin, nhidden, nout, dilation=1, stride=1):
+    ``bn=False``: convolutions with biases and no BN; ``activation``: prelu or relu (``prelu0``/``prelu``:
+    slopes of the two PReLUs, default one per channel); ``norm_after_add``: topaz-em's order,
+    ``act(BN(conv1(h) + shortcut))`` instead of ``act(BN(conv1(h)) + shortcut)``.
+    """
+
+    def __init__(self, nin, nhidden, nout, dilation=1, stride=1, bn: bool = True, activation: str = "prelu",
+                 prelu0: int | None = None, prelu: int | None = None, norm_after_add: bool = False):
         super().__init__()
-        self.conv0 = Conv(nin, nhidden, 3, bias=False)
-        self.bn0 = nn.BatchNorm2d(nhidden)
-        self.act0 = nn.PReLU(nhidden)
-        self.conv1 = Conv(nhidden, nout, 3, stride=stride, dilation=dilation, bias=False)
-        self.bn1 = nn.BatchNorm2d(nout)
+        self.conv0 = Conv(nin, nhidden, 3, bias=not bn)
+        self.bn0 = nn.BatchNorm2d(nhidden) if bn else nn.Identity()
+        self.act0 = _activation(activation, nhidden, prelu0)
+        self.conv1 = Conv(nhidden, nout, 3, stride=stride, dilation=dilation, bias=not bn)
+        self.bn1 = nn.BatchNorm2d(nout) if bn else nn.Identity()
         self.project = Conv(nin, nout, 1, bias=False) if (nin != nout) else None
-        self.act = nn.PReLU(nout)
+        self.act = _activation(activation, nout, prelu)
+        self.norm_after_add = norm_after_add
         self.offset = 1 + dilation  # centre of the branch's footprint, in input pixels
         self.stride = stride
         self.jump, self.fill = 1, False
@@ -105,7 +128,9 @@ class ResidA(nn.Module):
         return rf, jump * self.stride
 
     def forward(self, x):
-        y = self.bn1(self.conv1(self.act0(self.bn0(self.conv0(x)))))
+        y = self.conv1(self.act0(self.bn0(self.conv0(x))))
+        if not self.norm_after_add:
+            y = self.bn1(y)
         h, w = y.shape[-2:]
         if self.fill:
             o = self.offset * self.jump
@@ -115,7 +140,7 @@ class ResidA(nn.Module):
             s = x[:, :, o: o + st * (h - 1) + 1: st, o: o + st * (w - 1) + 1: st]
         if self.project is not None:
             s = self.project(s)
-        return self.act(y + s)
+        return self.act(self.bn1(y + s) if self.norm_after_add else y + s)
 
 
 class Classifier(nn.Module):
@@ -210,6 +235,21 @@ def build_backbone(name: str, units: int = 32) -> Classifier:
         raise ValueError(f"unknown topaz backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
 
 
+def from_spec(spec: dict) -> Classifier:
+    """Rebuild a network from a layer list (what :mod:`cryopick_topaz.import_model` stores with an imported
+    topaz-em model): ``{"layers": [{"kind": "conv" | "resid", ...keywords of ConvBlock / ResidA}],
+    "latent_dim": int, "name": str}``."""
+    kinds = {"conv": ConvBlock, "resid": ResidA}
+    layers = []
+    for layer in spec["layers"]:
+        args = dict(layer)
+        kind = args.pop("kind")
+        if kind not in kinds:
+            raise ValueError(f"unknown layer kind {kind!r} in a model's layer list")
+        layers.append(kinds[kind](**args))
+    return Classifier(layers, int(spec["latent_dim"]), spec.get("name", ""))
+
+
 class Decoder(nn.Module):
     """Autoencoder decoder (Online Methods §6, DCGAN-like): the 1x1 feature vector of a crop -> transposed
     conv4 128 -> conv4 s2 64 -> conv4 s2 32 -> conv3 s2 1 (BN + leaky ReLU between), resized to the crop."""
@@ -254,8 +294,10 @@ def inference_copy(model: Classifier, channels_last: bool = True) -> Classifier:
             m.bn = nn.Identity()
         elif isinstance(m, ResidA) and isinstance(m.bn0, nn.BatchNorm2d):
             _fold_bn(m.conv0, m.bn0)
-            _fold_bn(m.conv1, m.bn1)
-            m.bn0, m.bn1 = nn.Identity(), nn.Identity()
+            m.bn0 = nn.Identity()
+            if not m.norm_after_add:  # after the addition BN also scales the shortcut: not folded
+                _fold_bn(m.conv1, m.bn1)
+                m.bn1 = nn.Identity()
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
     fused.channels_last = channels_last  # score_map feeds tiles in the same layout

@@ -22,6 +22,10 @@ users' most frequent questions):
   training). ``--threshold`` takes any core thresholder instead (for example ``fixed:-2`` for more recall).
 * **All labels train**: every labelled micrograph is used for training, as in the reference. Whole
   micrographs are held out for best-epoch selection only with ``validation_fraction > 0``.
+* **Models trained with topaz-em**: ``--set checkpoint=model.sav`` picks with one instead of training (no
+  labels needed), and ``cryopick import-model topaz model.sav`` stores one in the project for ``cryopick
+  pick --model ID``; the file is read with a restricted unpickler (``cryopick_topaz.import_model``).
+  Downsample as the model was trained: ``target_diameter_px`` = particle diameter / topaz's ``-s`` factor.
 * **Defaults are the reference's** on every device (resnet8, 32 units, 4 epochs of 250 minibatches of 256
   crops, as topaz-em is run in BENCHMARKING.md). ``--set preset=fast`` is a smaller, faster model, opt-in.
 """
@@ -99,6 +103,10 @@ class TopazConfig:
     #: Output tile size (pixels) and tiles per batch when scoring whole micrographs.
     tile: int = 512
     tile_batch: int = 2
+    #: A model trained with topaz-em (its .sav, whole model or state dict) to pick with instead of training;
+    #: read with a restricted unpickler, never executed. backbone, units and the training settings are then
+    #: not used.
+    checkpoint: str | None = None
 
 
 PRESETS: dict[str, dict] = {
@@ -133,6 +141,11 @@ class TopazPicker(Picker):
     default_threshold = "fixed:0"
     trainable = True
     count_setting = "expected_particles"
+
+    @property
+    def needs_labels(self) -> bool:
+        """A topaz-em ``checkpoint`` needs no labels (nothing is trained)."""
+        return not self.config.checkpoint
 
     def __init__(self, config, context=None):
         super().__init__(config, context)
@@ -176,6 +189,8 @@ class TopazPicker(Picker):
         from cryopick.torchutil import seed_everything, state_dict_to_arrays
 
         cfg = self.config
+        if cfg.checkpoint:
+            return self._import_checkpoint(cfg.checkpoint)
         seed_everything(self.context.seed)
         rng = np.random.default_rng(self.context.seed)
 
@@ -374,10 +389,24 @@ class TopazPicker(Picker):
         k = int(round(expected * len(items)))
         return float(s[min(max(k, 1), s.size) - 1])
 
+    def _import_checkpoint(self, path: str) -> ModelState:
+        """A topaz-em model instead of training (``--set checkpoint=FILE``)."""
+        from cryopick_topaz.import_model import import_topaz_model
+
+        state = import_topaz_model(path)
+        state.config["config"] = config_to_dict(self.config)
+        self.load(state)
+        echo(f"topaz: picking with the topaz-em model {path} ({state.config['architecture']['name']}, "
+             f"receptive field {self.model.receptive_field}); nothing is trained")
+        return state
+
     def load(self, state: ModelState) -> None:
         from cryopick.torchutil import load_arrays
+        from cryopick_topaz.models import from_spec
 
-        model = self._build()
+        # an imported topaz-em model carries its own layer list (cryopick_topaz.import_model)
+        spec = state.config.get("architecture")
+        model = from_spec(spec) if spec else self._build()
         load_arrays(model, state.arrays)
         model.to(self._device()).eval()
         self.model = model
@@ -386,6 +415,8 @@ class TopazPicker(Picker):
             self.default_threshold = f"fixed:{self.info['threshold']:.4g}"
 
     def facts(self) -> dict:
+        if "imported_from" in self.info:
+            return {"topaz-em model": self.info["imported_from"]}
         if "expected_particles" not in self.info:
             return {}
         source = self.info.get("expected_particles_source", "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cryopick.entries import BackboneEntry, LossEntry, PickerEntry, PreprocessorEntry
+from cryopick.entries import BackboneEntry, LossEntry, ModelImporterEntry, PickerEntry, PreprocessorEntry
 from cryopick.hookspecs import hookimpl
 
 
@@ -46,4 +46,13 @@ def cryopick_register_pickers():
         PickerEntry("topaz", "cryopick_topaz.picker:TopazPicker",
                     "positive-unlabelled CNN (Topaz): train on few labelled particles, per-pixel logits + NMS",
                     requires_torch=True),
+    ]
+
+
+@hookimpl
+def cryopick_register_model_importers():
+    return [
+        ModelImporterEntry("topaz-em", "cryopick_topaz.import_model:import_topaz_model",
+                           "models trained with topaz-em (.sav: whole LinearClassifier or state dict; read with a "
+                           "restricted unpickler)", picker="topaz", suffixes=(".sav", ".pt", ".pth")),
     ]

@@ -23,7 +23,7 @@ from cryopick.cli.options import emit, micrographs_option, project_option, sourc
                         "cryoSPARC exposures .cs.")
 @source_project_options
 @click.option("--pixel-size", type=float, help="Pixel size in Å, overriding the headers.")
-@click.option("--labels", "-l", help="Coordinate file or folder (STAR, .box, .txt, .csv, .cs); RELION's "
+@click.option("--labels", "-l", help="Coordinate file or folder (STAR, .box, .cbox, .txt, .csv, .cs, EMAN2 info/); RELION's "
                                      "autopick.star / manualpick.star lists are followed to their files.")
 @click.option("--label-set", default="train", show_default=True, help="Name to store the labels under.")
 @click.option("--diameter", help="Particle diameter (pixels or Å, e.g. 150A), stored as the project default.")

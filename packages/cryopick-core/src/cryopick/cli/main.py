@@ -81,6 +81,7 @@ def _add_commands(group: click.Group) -> None:
         eval as eval_cmd,
         export,
         import_,
+        import_model,
         init,
         pick,
         plugins,
@@ -93,7 +94,8 @@ def _add_commands(group: click.Group) -> None:
         watch,
     )
 
-    for module, name in ((init, "init"), (import_, "import_cmd"), (preprocess, "preprocess"), (train, "train"),
+    for module, name in ((init, "init"), (import_, "import_cmd"), (import_model, "import_model"),
+                         (preprocess, "preprocess"), (train, "train"),
                          (pick, "pick"), (run, "run"), (eval_cmd, "eval_cmd"), (export, "export"),
                          (plugins, "plugins"), (simulate, "simulate"), (show, "show"), (prune, "prune"),
                          (watch, "watch")):

@@ -86,3 +86,62 @@ def train(project, picker, prep_key: str, diameter_px: float, names: list[str],
     project.put_model(key, info.pop("picker"), state, **{k: v for k, v in info.items() if k != "config"})
     project.store.compact()
     return TrainResult(key, False)
+
+
+def use_model(project, picker, key: str) -> TrainResult:
+    """Load the stored model ``key`` (``cryopick pick --model ID``: trained earlier, or brought in with
+    ``cryopick import-model``) into ``picker`` instead of training; it must be a model of that picker."""
+    found = project.store.attributes(f"/models/{key}")
+    if found is None:
+        known = project.store.children("/models")
+        raise InputError(f"{project.store.path} has no model {key!r}; its models: {', '.join(known) or 'none'} "
+                         "(cryopick import-model PICKER FILE brings in a model trained elsewhere)")
+    if found.get("picker") != picker.context.name:
+        raise InputError(f"model {key} belongs to picker {found.get('picker')!r}, not {picker.context.name!r}: "
+                         f"pick with --picker {found.get('picker')}")
+    picker.load(project.model(key))
+    progress.echo(f"train: using model {key}" + (f" (imported from {found['imported_from']})"
+                                                   if found.get("imported_from") else ""))
+    return TrainResult(key, True)
+
+
+def import_model(project, host, picker: str, path, name: str | None = None) -> str:
+    """Store a model trained by another program as a model of ``picker``; returns its ID.
+
+    The file is read by a model importer registered for ``picker`` (``cryopick_register_model_importers``;
+    among several, the first whose suffixes fit the file). The ID is ``name`` or
+    ``<picker>-import-<first 12 hex of the file's SHA-256>``, so importing the same file again replaces
+    the same model. Pick with it with ``cryopick pick --picker PICKER --model ID``.
+    """
+    import hashlib
+    from pathlib import Path
+
+    from cryopick.picker import ModelState
+
+    path = Path(path)
+    host.pickers.get(picker)  # an unknown picker lists the installed ones
+    importers = [r for r in host.model_importers.items() if r.entry.picker == picker]
+    if not importers:
+        known = sorted({r.entry.picker for r in host.model_importers.items()})
+        raise InputError(f"no installed plugin imports models for picker {picker!r}; pickers with a model "
+                         f"importer: {', '.join(known) or 'none'}")
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found")
+    suffix = path.suffix.lower()
+    fitting = [r for r in importers if not r.entry.suffixes or suffix in r.entry.suffixes]
+    if not fitting:
+        wanted = ", ".join(s for r in importers for s in r.entry.suffixes)
+        raise InputError(f"{path}: {picker} model importers read {wanted} files, not {suffix or 'files without suffix'}")
+    entry = fitting[0].entry
+    state = host.model_importers.load(entry.name)(path)
+    if not isinstance(state, ModelState):
+        raise TypeError(f"model importer {entry.name} returned {type(state).__name__}, not a ModelState")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = name or f"{picker}-import-{sha[:12]}"
+    if not key or not all(c.isalnum() or c in "-_." for c in key):
+        raise InputError(f"--name {key!r}: use letters, digits, '-', '_' or '.'")
+    project.put_model(key, picker, state, schema_version=MODEL_SCHEMA_VERSION, settings={}, labels="",
+                      preprocessing="", micrographs=[], diameter_px=0.0, seed=0,
+                      imported_from=str(path.resolve()), importer=entry.name, sha256=sha)
+    project.store.compact()
+    return key
