@@ -96,13 +96,13 @@ def pick_micrographs(project: Project, picker, diameter_px: float, names: list[s
     ``cryopick import-model``) is loaded instead of training."""
     log = log if log is not None else StageLog()
     host = picker.context.plugin_host()
-    # On Dask workers an untrained picker preprocesses and scores each micrograph in one task (the images
-    # come back to be cached); only the first is preprocessed alone: its downsampling gives the particle
-    # diameter in preprocessed pixels that every task needs.
+    # On Dask workers an untrained picker preprocesses and scores each micrograph in one task, and the
+    # preprocessed images (needed only for training) are not sent back to be cached; only the first is
+    # preprocessed alone: its downsampling gives the particle diameter in preprocessed pixels.
     fused = executor is not None and not picker.trainable
     with log.timed("preprocess"):
         prep = preprocess.preprocess(project, picker, diameter_px, names[:1] if fused else names, executor)
-    log.skipped["preprocess"] = sum(project.has_preprocessed(prep.key, n) for n in names) if fused else prep.skipped
+    log.skipped["preprocess"] = prep.skipped
     with log.timed("train"):
         if model is not None:
             model = train.use_model(project, picker, model)

@@ -73,7 +73,7 @@ def score(project, picker, prep_key: str, model_key: str | None, diameter_px: fl
                                      "machine": platform.machine(), "device": picker.context.device,
                                      "seed": picker.context.seed})
     if executor is not None and todo:
-        _score_on_workers(project, picker, executor, run, prep_key, model_key, diameter_px, d_pre, todo)
+        _score_on_workers(project, picker, executor, run, model_key, diameter_px, d_pre, todo)
     else:
         for name in progress.progress(todo, "score"):
             t0 = time.perf_counter()
@@ -87,10 +87,11 @@ def score(project, picker, prep_key: str, model_key: str | None, diameter_px: fl
     return ScoreResult(run, skipped)
 
 
-def _score_on_workers(project, picker, executor, run: str, prep_key: str, model_key: str | None,
-                      diameter_px: float, d_pre: float, todo: list[str]) -> None:
-    """Workers read, preprocess (the same chain) and score ``todo``; results are stored as they arrive,
-    with the preprocessed images of micrographs whose images the store does not hold yet."""
+def _score_on_workers(project, picker, executor, run: str, model_key: str | None, diameter_px: float,
+                      d_pre: float, todo: list[str]) -> None:
+    """Workers read, preprocess (the same chain) and score ``todo``; results are stored as they arrive.
+    The preprocessed images stay on the workers: sending them back would make the one writer the
+    bottleneck (tens of MB per micrograph), and only training needs them."""
     from cryopick.executor import job_for, payload_for
     from cryopick.stages.import_ import project_pixel_size
     from cryopick.stages.preprocess import picker_chain
@@ -98,10 +99,8 @@ def _score_on_workers(project, picker, executor, run: str, prep_key: str, model_
     pixel = project_pixel_size(project)
     _, chain = picker_chain(picker, diameter_px, pixel)
     payload = payload_for(picker, chain, pixel, project.model(model_key) if model_key else None)
-    jobs = [job_for(project, n, d_pre, return_image=not project.has_preprocessed(prep_key, n)) for n in todo]
+    jobs = [job_for(project, n, d_pre) for n in todo]
     for result in progress.progress(executor.map(payload, jobs), "score", total=len(todo)):
-        if result.image is not None:
-            project.put_preprocessed(prep_key, result.name, result.image, result.factor, chain)
         project.put_candidates(run, result.name, result.candidates, result.seconds)
 
 
