@@ -411,8 +411,20 @@ class TopazPicker(Picker):
         model.to(self._device()).eval()
         self.model = model
         self.info = dict(state.config.get("training", {}))
+        self._warn_if_checkpoint_changed()
         if "threshold" in self.info:
             self.default_threshold = f"fixed:{self.info['threshold']:.4g}"
+
+    def _warn_if_checkpoint_changed(self) -> None:
+        """A stored model made from ``--set checkpoint=FILE`` is found again by the settings (the path);
+        say so when the file at that path is no longer the one it was made from."""
+        import hashlib
+        from pathlib import Path
+
+        path, digest = self.config.checkpoint, self.info.get("sha256")
+        if path and digest and Path(path).is_file() and hashlib.sha256(Path(path).read_bytes()).hexdigest() != digest:
+            echo(f"warning: {path} has changed since its weights were stored in this project; the stored ones "
+                 "are used (cryopick import-model topaz FILE stores the new file)")
 
     def facts(self) -> dict:
         if "imported_from" in self.info:
