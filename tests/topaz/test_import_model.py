@@ -179,3 +179,24 @@ def test_other_refused_globals_and_non_models(tmp_path):
     junk.write_bytes(b"not a pickle at all")
     with pytest.raises(InputError, match=r"junk\.sav: is not a readable torch \.sav file"):
         read_topaz_model(junk)
+
+
+def test_imported_models_survive_prune(tmp_path):
+    """An imported model is an input, not a cache: prune keeps it although no run uses it yet."""
+    from cryopick.host import build_host
+    from cryopick.pipeline import open_project
+    from cryopick.stages.train import import_model
+
+    sav = make.save(make.build("conv31", seed=0), tmp_path / "c.sav")
+    proj = open_project(tmp_path / "p.h5")
+    try:
+        key = import_model(proj, build_host(), "topaz", sav)
+        assert key.startswith("topaz-import-") and proj.model(key) is not None
+        assert proj.prune().models == []
+        assert proj.model(key) is not None
+        with pytest.raises(InputError, match="no installed plugin imports models for picker 'dog'"):
+            import_model(proj, build_host(), "dog", sav)
+        with pytest.raises(InputError, match=r"read \.sav, \.pt, \.pth files, not \.bin"):
+            import_model(proj, build_host(), "topaz", sav.rename(tmp_path / "c.bin"))
+    finally:
+        proj.store.close()

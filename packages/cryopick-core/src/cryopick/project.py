@@ -275,7 +275,8 @@ class Project:
         preprocessed image sets no kept run uses, preprocessed images of micrographs that changed since,
         and array and temporary files nothing refers to; rewrite the main file without them.
 
-        Labels, micrographs and settings are never dropped. With ``dry_run`` nothing changes and the
+        Labels, micrographs, settings and imported models (``cryopick import-model``: inputs, not caches)
+        are never dropped. With ``dry_run`` nothing changes and the
         report's ``returned`` counts only the files that would be deleted (the main file shrinks too).
         """
         if keep_runs is not None and keep_runs < 0:
@@ -287,7 +288,8 @@ class Project:
         sets_used = {i.get("preprocessing") for i in infos} - {None}
         report = PruneReport(dry_run=dry_run)
         report.runs = [r for r in runs if r not in kept]
-        report.models = [m for m in self.store.children("/models") if m not in models_used]
+        report.models = [m for m in self.store.children("/models") if m not in models_used
+                         and not (self.store.attributes(f"/models/{m}") or {}).get("imported_from")]
         report.preprocessed_sets = [k for k in self.store.children("/preprocessed") if k not in sets_used]
         report.preprocessed_images = sum(len(self.store.children(f"/preprocessed/{k}"))
                                          for k in report.preprocessed_sets)

@@ -128,8 +128,10 @@ class LazyArray:
         if not self.size:
             return flat[self.offset: self.offset + 1].reshape(()).copy()
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride) if n > 0)
-        if self.offset < 0 or any(s < 0 for s in self.stride) or last >= flat.size:
+        if self.offset < 0 or any(s < 0 for s in self.stride) or any(n < 0 for n in self.size) or last >= flat.size:
             raise InputError(f"a tensor of shape {self.size} lies outside its storage of {flat.size} values")
+        if int(np.prod(self.size, dtype=np.float64)) > flat.size:  # model weights never repeat values
+            raise InputError(f"a tensor of shape {self.size} has more values than its storage ({flat.size})")
         item = flat.itemsize
         view = np.lib.stride_tricks.as_strided(flat[self.offset:], shape=self.size,
                                                strides=tuple(s * item for s in self.stride), writeable=False)
