@@ -138,6 +138,18 @@ def test_a_file_is_complete_once_it_settles_or_has_its_marker(tmp_path):
     assert marked.scan() == ([f], 0)
 
 
+def test_once_with_a_done_marker_leaves_unmarked_files(micrographs, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for p in micrographs[:2]:
+        shutil.copy(p, incoming)
+    (incoming / f"{micrographs[0].name}.done").touch()
+    lines: list[str] = []
+    summary = watch(WatchOptions(folder=incoming, picker="dog", diameter="20", out=tmp_path / "out",
+                                 done_marker=".done", poll_s=0.05, once=True), report=lines.append)
+    assert picked_lines(lines) == [micrographs[0].stem] and summary["micrographs"] == 1
+
+
 def test_watch_command_and_ctrl_c(micrographs, tmp_path):
     """The command picks as files come, stops on Ctrl-C saying how to resume, and the same command resumes."""
     from cryopick.cli.main import INTERRUPTED

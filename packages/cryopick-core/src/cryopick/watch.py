@@ -355,7 +355,8 @@ class Watch:
             pending = len(queue) if queue is not None else 0
             if limit is not None and len(self.counts) >= limit:
                 return f"--max-micrographs {limit} reached"
-            if opts.once and not pending and not waiting and not complete:
+            # --once: files still being written are waited for; files without their marker are not there yet
+            if opts.once and not pending and not complete and (not waiting or opts.done_marker is not None):
                 return "--once: every micrograph there is done"
             if opts.timeout_s is not None and not pending and time.monotonic() - idle_since >= opts.timeout_s:
                 return f"no new micrograph for {opts.timeout_s:g} s (--timeout)"
