@@ -258,11 +258,17 @@ class DaskExecutor:
             return
         futures = {self.submit(payload, job): job for job in jobs}
         pending = as_completed(list(futures))
+        resent = 0
         for future in pending:
             job = futures.pop(future)
             result = self.result(future, job)
             if result is None:  # the payload was lost with every worker that held it: send it again
-                self._payloads.pop(payload.token, None)
+                resent += 1
+                if resent > len(jobs):
+                    raise CryopickError("the Dask workers keep losing the picker sent to them (workers "
+                                        "restarting?); the micrographs done so far are in the store, rerun "
+                                        "to resume")
+                self.forget(payload)
                 retry = self.submit(payload, job)
                 futures[retry] = job
                 pending.add(retry)
@@ -280,9 +286,15 @@ class DaskExecutor:
             raise CryopickError(f"micrograph {job.name} ({job.path}) killed Dask workers repeatedly (out of "
                                 "memory?); the micrographs done so far are in the store, rerun to resume") from exc
         except Exception as exc:
-            if type(exc).__name__ in ("CancelledError", "FutureCancelledError") or "lost" in str(exc).lower():
+            # a task whose input is gone for good (every worker holding the scattered payload died) is
+            # cancelled by the scheduler
+            if type(exc).__name__ in ("CancelledError", "FutureCancelledError"):
                 return None
             raise
+
+    def forget(self, payload: PickerPayload) -> None:
+        """Scatter ``payload`` again on its next use (its copies were lost)."""
+        self._payloads.pop(payload.token, None)
 
     def close(self) -> None:
         self._payloads.clear()

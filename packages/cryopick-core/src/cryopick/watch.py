@@ -156,7 +156,7 @@ class _DaskQueue:
                 out.append((job, exc))
                 continue
             if result is None:  # the payload was lost with every worker that held it
-                self.executor._payloads.pop(self.payload.token, None)
+                self.executor.forget(self.payload)
                 self.submit(job)
             else:
                 out.append((job, result))
