@@ -9,7 +9,8 @@ from cryopick.testing import check_picker_contract  # noqa: E402
 
 TINY_SETTINGS = {"image_size": "16", "patch_size": "4", "embed_dim": "32", "depth": "2", "num_heads": "2",
                  "decoder_dim": "16", "decoder_depth": "1", "decoder_heads": "2", "pretrain_steps": "4",
-                 "pretrain_batch": "16", "finetune_steps": "4", "batch_size": "128"}
+                 "pretrain_batch": "16", "finetune_steps": "4", "batch_size": "128",
+                 "checkpoint": "none"}
 
 
 @pytest.fixture(scope="module")

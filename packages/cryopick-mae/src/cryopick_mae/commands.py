@@ -59,11 +59,13 @@ def pretrain_command(ctx, micrographs, diameter, out, preset, epochs, regions_pe
     from cryopick.torchutil import seed_everything
     from cryopick.weights import save_weights
     from cryopick_mae.model import count_parameters
-    from cryopick_mae.train import model_arrays, pretrain, region_epochs, sample_regions
+    from cryopick_mae.train import model_arrays, model_from_state, pretrain, region_epochs, sample_regions
 
     paths = [str(p) for p in expand_micrographs(micrographs)]
     ensure_writable_file(out, "--out")  # before the pre-training, not after it
     values = parse_settings(settings)
+    # from scratch unless --set checkpoint=... (a file, or builtin) asks to continue from other weights
+    values.setdefault("checkpoint", "none")
     if preset:
         values["preset"] = preset
     # the picker exactly as `cryopick run --picker mae` builds it, so that pre-training sees the images
@@ -85,7 +87,9 @@ def pretrain_command(ctx, micrographs, diameter, out, preset, epochs, regions_pe
         regions.append(sample_regions([pre.image], regions_per_micrograph, window, rng))
     regions = np.concatenate(regions)
 
-    model = picker.context.load("backbone", "vit-mae")(**picker.architecture())
+    state = picker.checkpoint_state()
+    model = (model_from_state(state) if state is not None
+             else picker.context.load("backbone", "vit-mae")(**picker.architecture()))
     batch = batch or cfg.pretrain_batch
     steps = epochs * -(-len(regions) // min(batch, len(regions)))
     echo(f"mae pretrain: {len(paths)} micrographs, {len(regions)} regions of {window} px, "

@@ -32,6 +32,20 @@ from cryopick.picker import ModelState, Picker, TrainingData
 
 #: CryoMAE's sliding stride as a fraction of the particle diameter (28 px / ~163 px, see module docstring).
 PAPER_STRIDE_FRACTION = 0.17
+#: ``checkpoint`` value naming the pre-trained MAE shipped in this package.
+BUILTIN = "builtin"
+BUILTIN_FILE = "mae-cpu.h5"
+
+
+def builtin_weights():
+    """Path of the shipped pre-trained MAE (``cryopick_mae/pretrained/mae-cpu.h5``, float16 arrays in HDF5)."""
+    from importlib import resources
+
+    path = resources.files("cryopick_mae") / "pretrained" / BUILTIN_FILE
+    if not path.is_file():
+        raise ConfigError(f"checkpoint=builtin: the shipped weights {path} are missing from this installation of "
+                          "cryopick-mae; reinstall it, or use --set checkpoint=none to pre-train on your micrographs")
+    return path
 
 
 @attrs.define
@@ -61,9 +75,13 @@ class MAEConfig:
     denoise: float = 0.1
 
     # Pre-training (§3.2.1).
-    #: HDF5 weights from ``cryopick mae pretrain``; without one, pre-train on the run's micrographs.
+    #: Pre-trained weights: ``builtin`` (the MAE shipped with cryopick-mae, pre-trained on real, simulated
+    #: and ASPIRE micrographs by ``recipes/pretrain_encoder.py``; for the ``cpu`` architecture), an HDF5 file
+    #: from ``cryopick mae pretrain``, or none: pre-train for ``pretrain_steps`` on the run's micrographs.
     checkpoint: str | None = None
     pretrain_steps: int = 1000
+    #: Further pre-training on the run's micrographs after loading ``checkpoint`` (steps; 0: none).
+    continue_pretraining: int = 0
     pretrain_batch: int = 64
     pretrain_lr: float = 1e-5
 
@@ -119,7 +137,7 @@ PRESETS: dict[str, dict] = {
     # ``match=mean`` ranks the demo better (AP 0.58 vs 0.27) but piles the best windows up against its
     # ceiling (the norm of the mean exemplar feature), and the per-micrograph density cut then keeps only
     # that pile (F1 0.28 vs 0.41 on the demo; 0.84 vs 0.85 and 0.83 vs 0.82 on sim:globular/asymmetric).
-    "cpu": dict(image_size=32, patch_size=8, embed_dim=96, depth=4, num_heads=4, decoder_dim=64,
+    "cpu": dict(checkpoint=BUILTIN, image_size=32, patch_size=8, embed_dim=96, depth=4, num_heads=4, decoder_dim=64,
                 decoder_depth=1, decoder_heads=4, pretrain_steps=50, pretrain_batch=64, pretrain_lr=1e-3,
                 finetune_steps=300, finetune_lr=2e-3, freeze_fraction=0.0, pooling="tokens", scs_masked=False,
                 batch_size=512),
@@ -150,11 +168,12 @@ class MAEPicker(Picker):
         return "paper" if str(device).startswith("cuda") else "cpu"
 
     # -- architecture and checkpoint -----------------------------------------------------------------
-    def _checkpoint(self) -> ModelState | None:
+    def checkpoint_state(self) -> ModelState | None:
+        """The pre-trained weights named by ``checkpoint`` (loaded once), or None."""
         if self.config.checkpoint and self._checkpoint_state is None:
             from cryopick.weights import load_weights
 
-            state = load_weights(self.config.checkpoint)
+            state = load_weights(builtin_weights() if self.config.checkpoint == BUILTIN else self.config.checkpoint)
             if "architecture" not in state.config:
                 raise ConfigError(f"checkpoint={self.config.checkpoint}: not a cryopick-mae weights file "
                                   "(write one with 'cryopick mae pretrain')")
@@ -165,7 +184,7 @@ class MAEPicker(Picker):
         """The network's architecture: the checkpoint's when one is given, else the config's."""
         from cryopick_mae.model import ARCHITECTURE_KEYS
 
-        state = self._checkpoint()
+        state = self.checkpoint_state()
         if state is not None:
             return dict(state.config["architecture"])
         return {k: getattr(self.config, k) for k in ARCHITECTURE_KEYS}
@@ -216,9 +235,15 @@ class MAEPicker(Picker):
         timings = {}
 
         start = time.perf_counter()
-        state = self._checkpoint()
+        state = self.checkpoint_state()
         if state is not None:
             model = model_from_state(state)
+            if cfg.continue_pretraining > 0:
+                images = [it.image for it in data.items] + [it.image for it in data.unlabelled]
+                sampler = fresh_regions(images, cfg.pretrain_batch, window, rng)
+                self.history["pretrain_loss"] = pretrain(
+                    model, sampler, steps=cfg.continue_pretraining, lr=cfg.pretrain_lr, mask_ratio=cfg.mask_ratio,
+                    device=device, window_norm=cfg.window_norm, desc="mae pre-training (continued)")
         else:
             model = self.context.load("backbone", "vit-mae")(**self.architecture())
             images = [it.image for it in data.items] + [it.image for it in data.unlabelled]
