@@ -363,6 +363,18 @@ def test_cli_run_dog_on_a_relion_micrographs_star(relion_project, monkeypatch, t
     again = starfile.read(root / "External/job011/autopick.star")
     assert list(again["rlnMicrographName"]) == NAMES
     assert list(again["rlnMicrographCoordinates"])[0] == "External/job011/Movies/mic_000_autopick.star"
+    # and RELION's AutoPick list imports back as labels with that one argument
+    assert _cli(["import", "-P", "labels.h5", "--micrographs", "CtfFind/job003/micrographs_ctf.star",
+                 "--labels", str(run_dir / "autopick.star")], root, monkeypatch) == 0
+    proj = open_project(root / "labels.h5", "r")
+    try:
+        labels = proj.labels("train")
+        picks = {n: starfile.read(run_dir / f"Movies/{n}_autopick.star") for n in labels}
+    finally:
+        proj.store.close()
+    assert set(labels) == {"mic_000", "mic_001", "mic_002"}
+    for name, table in picks.items():
+        np.testing.assert_allclose(labels[name].x, np.asarray(table["rlnCoordinateX"], float).reshape(-1), atol=1e-6)
 
 
 def test_cli_import_labels_from_manualpick_star(relion_project, monkeypatch):
