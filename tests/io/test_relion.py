@@ -261,13 +261,21 @@ def test_unscored_picks_get_relions_no_fom(tmp_path):
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in listing["rlnMicrographCoordinates"])
 
 
+def test_relion_micrographs_default_to_relions_layout(tmp_path):
+    picks = _picks()
+    files = write_star(picks, tmp_path / "default", micrographs=_records())  # per_micrograph not given
+    assert [f.name for f in files][-1] == "autopick.star"
+    (single,) = write_star(picks, tmp_path / "single", per_micrograph=False, micrographs=_records())
+    assert single.name == "particles.star"
+    assert set(starfile.read(single)["rlnMicrographName"]) == set(NAMES[:2])  # the third has no picks
+
+
 def test_plain_micrographs_keep_the_flat_layout(tmp_path):
     picks = _picks()
     files = write_star(picks, tmp_path, per_micrograph=True, micrographs={})
     assert sorted(f.name for f in files) == [f"mic_{i:03d}_autopick.star" for i in range(3)]
-    single = write_star(picks, tmp_path / "one", micrographs=_records())
-    names = starfile.read(single[0])["rlnMicrographName"]
-    assert set(names) <= set(NAMES)  # the single file names RELION micrographs as RELION does
+    (single,) = write_star(picks, tmp_path / "one", micrographs={})
+    assert set(starfile.read(single)["rlnMicrographName"]) == {"mic_000", "mic_001"}
 
 
 def test_two_micrographs_on_one_coordinate_file_are_refused(tmp_path):

@@ -23,7 +23,9 @@ from cryopick.cli.options import project_option
 @click.option("--run", "run_id", help="Run id (default: the latest run).")
 @click.option("--format", "-f", "fmt", default="star", show_default=True, help="star, box, txt, csv, cs.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True)
-@click.option("--per-micrograph/--single-file", default=None, help="Default: the format's own convention.")
+@click.option("--per-micrograph/--single-file", default=None,
+              help="Default: the format's own convention (star from a RELION micrographs STAR: RELION's "
+                   "AutoPick layout with autopick.star).")
 @click.option("--candidates", is_flag=True, help="Export all scored candidates instead of the thresholded picks.")
 @click.option("--exposures", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="cryoSPARC exposures .cs: micrographs imported as files take the uid, path and exposure group "

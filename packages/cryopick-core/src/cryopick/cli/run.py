@@ -50,7 +50,8 @@ from cryopick.cli.options import (
               help="Coordinate format: star, box, txt, csv, cs.")
 @click.option("--per-micrograph/--single-file", default=None,
               help="One file per micrograph (RELION <mic>_autopick.star) or one for all. Default: the format's own "
-                   "(star, txt, cs: one file; box, csv: per micrograph).")
+                   "(star, txt, cs: one file; box, csv: per micrograph; star from a RELION micrographs STAR: "
+                   "RELION's AutoPick layout with autopick.star).")
 @threshold_options
 @click.option("--match", type=click.Choice(["iou", "distance"]), default="iou", show_default=True,
               help="Evaluation matching: box IoU >= 0.5 (CryoMAE) or centre distance <= radius (Topaz).")

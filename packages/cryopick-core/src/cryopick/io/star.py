@@ -126,7 +126,7 @@ def write_star(
     picks: Picks,
     out: str | Path,
     *,
-    per_micrograph: bool = False,
+    per_micrograph: bool | None = None,
     box_size: int | None = None,
     shapes: dict[str, tuple[int, int]] | None = None,
     micrograph_files: dict[str, str] | None = None,
@@ -143,15 +143,16 @@ def write_star(
         Micrograph ID -> particles (original pixels).
     out : str or Path
         Output directory, created if needed.
-    per_micrograph : bool
+    per_micrograph : bool, optional
         Write ``<micrograph>_autopick.star`` per micrograph (RELION's layout, no ``rlnMicrographName``
-        column) instead of one ``particles.star`` with a ``rlnMicrographName`` column.
+        column) instead of one ``particles.star`` with a ``rlnMicrographName`` column. Default (None): one
+        file, except for micrographs from a RELION micrographs STAR, which get RELION's own layout.
     micrograph_files : dict of str to str, optional
         Micrograph ID -> the name to write in ``rlnMicrographName`` (for example ``mic_001.mrc``, the
         micrograph's file name, which is what RELION's micrograph STAR files list); default: the ID.
     micrographs : dict of str to MicrographRecord, optional
         The project's micrographs. When every picked micrograph came from a RELION micrographs STAR
-        (``source == "relion"``), ``per_micrograph`` writes RELION's own layout
+        (``source == "relion"``), ``per_micrograph`` (True or None) writes RELION's own layout
         (:func:`cryopick.io.relion.write_relion_layout`: ``<P without extension>_autopick.star`` under
         ``out``, ``autopick.star`` and ``coords_suffix_autopick.star``), and the single file names
         micrographs by their ``rlnMicrographName``.
@@ -173,7 +174,7 @@ def write_star(
     relion = {n: m.source_name for n, m in (micrographs or {}).items()
               if getattr(m, "source", "") == "relion" and m.source_name}
     if relion and all(n in relion for n in picks):
-        if per_micrograph:
+        if per_micrograph is None or per_micrograph:
             from cryopick.io.relion import write_relion_layout
 
             return write_relion_layout(picks, Path(out), relion, relion_project, micrographs_list)
