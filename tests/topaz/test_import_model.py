@@ -27,6 +27,18 @@ _spec = importlib.util.spec_from_file_location(
 make = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make)
 
+@pytest.fixture(autouse=True)
+def _pristine_cli():
+    """In-process ``main()`` adds the plugins' commands to the global command group; take them off again so
+    that later tests (tests/test_docs.py) see the group as it is built."""
+    from cryopick.cli.main import cli
+
+    before = dict(cli.commands)
+    yield
+    cli.commands.clear()
+    cli.commands.update(before)
+
+
 CASES = [  # (stand-in, state dict?, legacy torch format?)
     ("resnet8", False, False), ("resnet8", True, False), ("resnet8-dropout", False, False),
     ("resnet16", False, False), ("resnet16", True, False), ("resnet8-nobn", True, True),
