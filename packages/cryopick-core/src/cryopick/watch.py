@@ -13,6 +13,7 @@ crash from the stored picks): nothing is picked twice.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,8 +271,10 @@ class Watch:
             {name: picks}, tmp, per_micrograph=True, box_size=int(round(self.project.settings()["diameter_px"])),
             shapes={name: tuple(rec.shape)}, micrograph_files={name: Path(rec.path).name})
         for f in files:
-            os.replace(f, self.run_dir / f.name)
-        tmp.rmdir()
+            target = self.run_dir / Path(f).relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, target)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def cut(self, name: str, candidates: Particles) -> Particles:
         cutoff = self.thresholder.cutoff(candidates.score)
