@@ -154,6 +154,17 @@ def test_cli_executor_options(micrographs, cluster, tmp_path, cli):
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --workers needs --executor dask"
 
 
+@pytest.mark.parametrize("name, index", [(0, 0), (3, 3), ("node01-2", 2), ("SLURMCluster-0-1", 1),
+                                         ("tcp://10.0.0.5:40123", 0), ("scheduler", 0)])
+def test_each_worker_of_a_node_finds_its_gpu(monkeypatch, name, index):
+    from types import SimpleNamespace
+
+    from cryopick.executor import worker_index
+
+    monkeypatch.setattr(distributed, "get_worker", lambda: SimpleNamespace(name=name))
+    assert worker_index() == index
+
+
 def test_cluster_file(tmp_path, monkeypatch):
     from cryopick.jobqueue import cluster_arguments, read_cluster_config, start_cluster
 

@@ -116,15 +116,16 @@ def payload_for(picker, chain: list, pixel_size_a: float | None, model: ModelSta
 
 def worker_index() -> int:
     """This worker's index on its machine: a LocalCluster names workers 0, 1, ...; ``dask worker
-    --nworkers N --name NAME`` (and dask-jobqueue with ``processes``) NAME-0, NAME-1, ...; 0 elsewhere."""
+    --nworkers N --name NAME`` (and dask-jobqueue with ``processes``) NAME-0, NAME-1, ...; 0 elsewhere
+    (a worker without a name is named by its address, whose port says nothing)."""
     try:
         from distributed import get_worker
 
         name = str(get_worker().name)
     except (ImportError, ValueError):
         return 0
-    match = re.search(r"(\d+)$", name)
-    return int(match.group(1)) if match else 0
+    match = re.fullmatch(r"(?:.*-)?(\d+)", name)
+    return int(match.group(1)) if match and "://" not in name else 0
 
 
 def worker_device(host, picker: str, device: str) -> str:
