@@ -35,17 +35,8 @@ def _write_mics(folder, n=3, size=160, seed=0):
 
 
 @pytest.fixture(autouse=True)
-def _restore_cli_state():
-    """``main()`` in-process registers plugin commands on the global group and ``-q`` sets quiet mode:
-    undo both so that later tests see a pristine CLI."""
-    from cryopick import progress
-    from cryopick.cli.main import cli
-
-    commands, quiet = dict(cli.commands), progress.is_quiet()
-    yield
-    cli.commands.clear()
-    cli.commands.update(commands)
-    progress.set_quiet(quiet)
+def _pristine_cli(pristine_cli):
+    """In-process ``main()`` changes the global CLI (cryopick.testing.pristine_cli undoes it)."""
 
 
 def _cli(capsys, *args):

@@ -28,15 +28,8 @@ make = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make)
 
 @pytest.fixture(autouse=True)
-def _pristine_cli():
-    """In-process ``main()`` adds the plugins' commands to the global command group; take them off again so
-    that later tests (tests/test_docs.py) see the group as it is built."""
-    from cryopick.cli.main import cli
-
-    before = dict(cli.commands)
-    yield
-    cli.commands.clear()
-    cli.commands.update(before)
+def _pristine_cli(pristine_cli):
+    """In-process ``main()`` changes the global CLI (cryopick.testing.pristine_cli undoes it)."""
 
 
 CASES = [  # (stand-in, state dict?, legacy torch format?)

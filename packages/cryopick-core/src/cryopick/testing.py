@@ -10,6 +10,9 @@ simulated_micrograph
     A small simulated micrograph with known truth (``cryopick.simulate``).
 tiny_demo
     The built-in demo data set written to a temporary folder.
+pristine_cli
+    Undoes what calling ``cryopick.cli.main.main()`` in-process leaves behind: plugin commands added to
+    the global command group and quiet mode (``-q``). Make it autouse where tests call ``main()``.
 one_torch_thread
     Runs the test with one torch thread (deterministic, and immune to OpenMP slow-downs on a busy
     machine); skips it when torch is not installed. Plugins make it autouse in their ``conftest.py``.
@@ -24,6 +27,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+
+@pytest.fixture
+def pristine_cli():
+    from cryopick import progress
+    from cryopick.cli.main import cli
+
+    commands, quiet = dict(cli.commands), progress.is_quiet()
+    yield
+    cli.commands.clear()
+    cli.commands.update(commands)
+    progress.set_quiet(quiet)
 
 
 @pytest.fixture
