@@ -79,6 +79,11 @@ LOSS_INPUTS = {
     "pu-logits": "(positive_logits: Tensor[n_p], unlabelled_logits: Tensor[n_u], pi: float) -> scalar Tensor",
     # CryoMAE's self-cross similarity: loss(exemplar_features, unlabelled_features) -> scalar
     "features": "(exemplar_features: Tensor[m, D], unlabelled_features: Tensor[n, D]) -> scalar Tensor",
+    # HydraPicker's focal and L1 losses: loss(prediction, target), tensors of one shape (logits and 0/1
+    # targets, or predicted and true centres)
+    "dense": "(prediction: Tensor[n, ...], target: Tensor[n, ...]) -> scalar Tensor",
+    # HydraPicker's bias loss: loss(dataset_heads, generic_head), flattened head weights
+    "head-weights": "(dataset_heads: Tensor[K, P], generic_head: Tensor[P]) -> scalar Tensor",
 }
 
 
@@ -87,7 +92,8 @@ class LossEntry(Entry):
     """A training objective (usually a torch callable): ``target(**params)`` returns the loss.
 
     ``inputs`` says what the loss is called with (a key of :data:`LOSS_INPUTS`): ``"pu-logits"`` (the
-    default; what ``topaz`` accepts with ``--set loss=NAME``) or ``"features"`` (CryoMAE's SCS losses).
+    default; what ``topaz`` accepts with ``--set loss=NAME``), ``"features"`` (CryoMAE's SCS losses), ``"dense"``
+    or ``"head-weights"`` (HydraPicker's detection and bias losses).
     """
 
     kind: ClassVar[str] = "loss"

@@ -1,0 +1,268 @@
+"""The ``hydra`` picker: HydraPicker (papers/hydrapicker-thesis.md), a detector with a shared trunk and one
+head per training data set plus a generic head for data sets it has never seen.
+
+* **Zero-shot** (no ``--labels``): picks with the generic head of a model trained on many data sets by
+  ``cryopick hydra train``: the one shipped in this package (``checkpoint=builtin``, the default) or a
+  given file (``--set checkpoint=FILE``). ``--set head=NAME`` picks with one of the model's data-set heads.
+* **Few-shot** (``--labels``): a new data-set head, initialised from the generic head, is trained on the
+  labelled micrographs with the trunk and the generic head frozen (§4.7), with ``l_Hydra`` (eq. 3.1: the
+  bias loss keeps it near the generic head).
+* **From scratch** (``--set checkpoint=none``, needs labels): trunk and generic head trained on the
+  labelled micrographs alone (phase 1 of §4.3 on one data set).
+* **Inference**: micrographs are rescaled so particles are about ``target_diameter_px`` (22) px (§4.1),
+  scored tile by tile (``tile``), each 16 px cell's anchor decoded to a centre (§3.1), then greedy NMS at
+  ``nms_fraction`` (0.5: the particle radius) of the diameter; scores are the particle logits and any
+  core thresholder cuts them (default ``fixed:LOGIT``, the model's own cut-off when it has one, else
+  logit 0, probability 0.5).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+import numpy as np
+
+from cryopick.config import config_to_dict
+from cryopick.errors import ConfigError
+from cryopick.particles import Particles
+from cryopick.picker import ModelState, Picker, TrainingData
+
+#: ``checkpoint`` value naming the generic model shipped in this package.
+BUILTIN = "builtin"
+BUILTIN_FILE = "hydra-generic.h5"
+#: ``checkpoint`` value asking for no pre-trained model: train trunk and head from the labels.
+NONE = "none"
+#: Name of the head that few-shot training adds.
+FEW_SHOT = "few-shot"
+#: What ``model file`` config records mark a file written by ``cryopick hydra train``.
+MODEL_KIND = "cryopick-hydra/model"
+
+
+def builtin_model():
+    """Path of the generic model shipped with cryopick-hydra (``cryopick_hydra/pretrained/hydra-generic.h5``).
+    A :class:`~cryopick.errors.ConfigError` when this installation has none."""
+    from importlib import resources
+
+    path = resources.files("cryopick_hydra") / "pretrained" / BUILTIN_FILE
+    if not path.is_file():
+        raise ConfigError(
+            "hydra: no generic model is installed with cryopick-hydra (" + str(path) + " is missing), so there is "
+            "nothing to pick with; pass --set checkpoint=FILE with a model trained by 'cryopick hydra train', "
+            "or train one with 'cryopick hydra train' (or --set checkpoint=none with --labels to train from "
+            "your labels alone)")
+    return path
+
+
+@attrs.define
+class HydraConfig:
+    """Settings of the ``hydra`` picker; defaults are the thesis's (§3.1, §4.3)."""
+
+    #: The multi-data-set model: ``builtin`` (shipped with cryopick-hydra), a file from ``cryopick hydra
+    #: train``, or ``none`` (no model: train trunk and head on the labelled micrographs).
+    checkpoint: str = BUILTIN
+    #: Head used for zero-shot picking: ``generic`` or the name of one of the model's data-set heads.
+    head: str = "generic"
+    #: Micrographs are downsampled so particles are about this wide (§4.1: 20-24 px).
+    target_diameter_px: float = 22.0
+
+    # Network (only used with checkpoint=none; a model file brings its own architecture).
+    trunk_channels: int = 64
+    trunk_groups: int = 32
+    blocks: int = 3
+    head_widths: tuple[int, ...] = (128, 256, 512, 1024)
+    head_groups: int = 32
+    dropout: float = 0.3
+    #: Initial particle probability of every anchor (the logit bias, §3.1).
+    prior: float = 0.02
+
+    # Loss (eq. 3.1-3.4).
+    alpha: float = 0.25
+    gamma: float = 2.0
+    #: Anchors matched to a particle at IoU above this (plus each particle's best anchor).
+    iou: float = 0.6
+    lambda_cls: float = 1.0
+    #: Weight of the bias loss (eq. 3.4) that keeps the few-shot head near the generic one.
+    lambda_bias: float = 0.01
+
+    # Training on the labels (few-shot head, or everything with checkpoint=none).
+    #: Crop side (px, a multiple of 16) and crops per minibatch (§4.3: 368 and 4).
+    crop: int = 368
+    batch: int = 4
+    steps: int = 500
+    lr: float = 1e-4
+    #: Random rotations and flips of the crops.
+    augment: bool = True
+
+    # Picking.
+    #: NMS radius as a fraction of the particle diameter (0.5: the radius).
+    nms_fraction: float = 0.5
+    #: Tile side (px) and context margin (px) when scoring micrographs.
+    tile: int = 512
+    margin: int = 64
+
+
+PRESETS: dict[str, dict] = {
+    # The thesis's sizes (for a GPU).
+    "paper": {},
+    # Two CPU cores: smaller crops and a narrower network when training from scratch.
+    "cpu": dict(crop=128, batch=8, steps=300, lr=3e-4, trunk_channels=32, trunk_groups=8,
+                head_widths=(32, 64, 128, 256), head_groups=8),
+    # For tests (cryopick's contract test): a tiny network trained from the labels for a few steps.
+    "tiny": dict(checkpoint=NONE, crop=64, batch=2, steps=6, lr=1e-3, trunk_channels=8, trunk_groups=4, blocks=1,
+                 head_widths=(8, 8, 16, 16), head_groups=4, tile=128, margin=32),
+}
+
+
+class HydraPicker(Picker):
+    """HydraPicker: zero-shot with the generic head, few-shot with a new data-set head."""
+
+    Config = HydraConfig
+    presets: ClassVar[dict[str, dict]] = PRESETS
+    default_threshold = "fixed:0"
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, config, context=None) -> None:
+        super().__init__(config, context)
+        self.net = None
+        self.head = config.head
+        self.info: dict = {}
+
+    @property
+    def needs_labels(self) -> bool:
+        """Only ``checkpoint=none`` needs labels; otherwise no labels means zero-shot picking."""
+        return self.config.checkpoint == NONE
+
+    @classmethod
+    def default_preset(cls, device: str) -> str | None:
+        return "paper" if str(device).startswith("cuda") else "cpu"
+
+    def _device(self) -> str:
+        return self.context.device or "cpu"
+
+    def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
+        factor = max(1.0, diameter_px / self.config.target_diameter_px)  # §4.1: particles about 22 px
+        return [("downsample", {"factor": round(factor, 4)}), ("normalize", {})]
+
+    # -- models ---------------------------------------------------------------------------------------
+    def _architecture(self) -> dict:
+        from cryopick_hydra.model import ARCHITECTURE_KEYS
+
+        return {k: getattr(self.config, k) for k in ARCHITECTURE_KEYS}
+
+    def checkpoint_state(self) -> ModelState:
+        """The multi-data-set model named by ``checkpoint`` (shipped or a file)."""
+        from cryopick.weights import load_weights
+
+        path = builtin_model() if self.config.checkpoint == BUILTIN else self.config.checkpoint
+        state = load_weights(path)
+        if state.config.get("kind") != MODEL_KIND:
+            raise ConfigError(f"checkpoint={path}: not a HydraPicker model (write one with 'cryopick hydra train')")
+        return state
+
+    def _losses(self):
+        from cryopick_hydra.train import LossSettings
+
+        cfg = self.config
+        load = self.context.load
+        return LossSettings(focal=load("loss", "hydra-focal")(alpha=cfg.alpha, gamma=cfg.gamma),
+                            localisation=load("loss", "hydra-l1")(), bias=load("loss", "hydra-bias")(),
+                            lambda_cls=cfg.lambda_cls, lambda_bias=cfg.lambda_bias, box_px=cfg.target_diameter_px,
+                            iou=cfg.iou)
+
+    def train(self, data: TrainingData) -> ModelState:
+        from cryopick.progress import echo
+        from cryopick.torchutil import seed_everything
+        from cryopick_hydra.model import GENERIC, net_from_state
+        from cryopick_hydra.train import Schedule, fit, make_dataset
+
+        cfg = self.config
+        seed_everything(self.context.seed)
+        rng = np.random.default_rng(self.context.seed)
+        labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
+        if cfg.checkpoint == NONE:
+            if not labelled:
+                raise ConfigError("hydra with checkpoint=none trains from labels: give --labels, or pick zero-shot "
+                                  "with the shipped model (leave checkpoint unset) or --set checkpoint=FILE")
+            net = self.context.load("backbone", "hydra")(**self._architecture())
+            source = {"checkpoint": NONE}
+        else:
+            state = self.checkpoint_state()
+            net = net_from_state(state.arrays, state.config["architecture"])
+            source = {"checkpoint": str(cfg.checkpoint), "trained_on": state.config.get("trained_on")}
+        if not labelled:  # zero-shot: the model as it is
+            if cfg.head not in net.head_names:
+                raise ConfigError(f"head={cfg.head}: the model has heads {', '.join(net.head_names)}")
+            self._use(net, cfg.head)
+            echo(f"hydra: zero-shot picking with the {cfg.head} head of {source['checkpoint']}")
+            return self._state(net, cfg.head, source)
+
+        if cfg.checkpoint == NONE:
+            head, params, bias_heads = GENERIC, list(net.parameters()), None
+        else:  # §4.7: a new head from the generic one; trunk and generic head frozen
+            head = FEW_SHOT
+            net.add_head(head, GENERIC)
+            for p in net.parameters():
+                p.requires_grad_(False)
+            params = list(net.heads[head].parameters())
+            for p in params:
+                p.requires_grad_(True)
+            bias_heads = [head]
+        crop = _crop_size(cfg.crop, min(min(it.image.shape) for it in labelled))
+        dataset = make_dataset("labels", [(it.image, it.labels) for it in labelled], data.diameter_px, crop, rng)
+        schedule = Schedule(steps=cfg.steps, batch=cfg.batch, crop=crop, lr=cfg.lr, augment=cfg.augment)
+        history = fit(net, [dataset], {"labels": head}, schedule, self._losses(), rng=rng, device=self._device(),
+                      params=params, bias_heads=bias_heads, desc=f"hydra {head} head")
+        self._use(net, head)
+        source["history"] = history[-1:] if history else []
+        return self._state(net, head, {**source, "labelled_micrographs": [it.name for it in labelled],
+                                       "labelled_particles": int(sum(len(it.labels) for it in labelled))})
+
+    def _use(self, net, head: str) -> None:
+        self.net = net.to(self._device()).eval()
+        self.head = head
+
+    def _state(self, net, head: str, info: dict) -> ModelState:
+        from cryopick_hydra.model import GENERIC, net_arrays
+
+        # only what picks: the trunk, the head used and (for a few-shot head) the generic one
+        keep = {head, GENERIC} if head == FEW_SHOT else {head}
+        arrays = {k: v for k, v in net_arrays(net).items() if k.startswith("trunk.") or k.split(".")[1] in keep}
+        self.info = dict(info)
+        return ModelState(arrays, {"kind": "cryopick-hydra/picker", "architecture": dict(net.architecture),
+                                   "head": head, "heads": sorted(keep), "picker": config_to_dict(self.config),
+                                   "info": info})
+
+    def load(self, state: ModelState) -> None:
+        from cryopick_hydra.model import net_from_state
+
+        if "architecture" not in state.config or "head" not in state.config:
+            raise ConfigError("not a hydra picker model")
+        net = net_from_state(state.arrays, state.config["architecture"], state.config.get("heads"))
+        self._use(net, state.config["head"])
+        self.info = dict(state.config.get("info", {}))
+
+    def facts(self) -> dict:
+        if not self.info:
+            return {}
+        facts = {"hydra head": self.head, "hydra model": self.info.get("checkpoint")}
+        if "labelled_particles" in self.info:
+            facts["hydra labelled particles"] = self.info["labelled_particles"]
+        return facts
+
+    # -- picking --------------------------------------------------------------------------------------
+    def score(self, image: np.ndarray, diameter_px: float) -> Particles:
+        from cryopick_hydra.inference import pick_image
+
+        if self.net is None:
+            raise RuntimeError("hydra picker has no model: train() or load() first")
+        return pick_image(self.net, image, self.head, diameter_px, nms_fraction=self.config.nms_fraction,
+                          tile=self.config.tile, margin=self.config.margin, device=self._device())
+
+
+def _crop_size(crop: int, smallest_side: int) -> int:
+    """``crop`` rounded down to a multiple of 16 px, no larger than the smallest micrograph (at least 32)."""
+    from cryopick_hydra.anchors import CELL_PX
+
+    side = min(int(crop), max(int(smallest_side), 2 * CELL_PX))
+    return max(2 * CELL_PX, side // CELL_PX * CELL_PX)
