@@ -12,6 +12,7 @@ micrographs is measured; the checkpoint with the best mean AP of the generic hea
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -95,8 +96,9 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
     device = picker.context.device or "cpu"
     losses = picker._losses()
     losses.lambda_bias = settings.lambda_bias
-    identity = {"datasets": names, "settings": attrs.asdict(settings), "architecture": picker._architecture(),
-                "seed": seed}
+    # as stored in the resume file's JSON (tuples become lists)
+    identity = json.loads(json.dumps({"datasets": names, "settings": attrs.asdict(settings),
+                                      "architecture": picker._architecture(), "seed": seed}))
 
     net = picker.context.load("backbone", "hydra")(**picker._architecture())
     phase, step, best, history, evaluations = 1, 0, None, [], []

@@ -1,0 +1,162 @@
+"""Multi-data-set training (§4.3) on simulated species: it learns (beats an untrained model by a wide margin),
+resumes after a kill, and the picker uses its model zero-shot and trains a few-shot head on it."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cryopick.host import build_host  # noqa: E402
+from cryopick.metrics import evaluate  # noqa: E402
+from cryopick.pickers import make_picker  # noqa: E402
+from cryopick.simulate import SimulationConfig, simulate_micrograph  # noqa: E402
+
+TINY_NET = {"trunk_channels": "8", "trunk_groups": "4", "blocks": "1", "head_widths": "8,16,16,16",
+            "head_groups": "4", "dropout": "0.0", "crop": "96", "batch": "4", "tile": "256", "margin": "32"}
+HOST = build_host()
+
+
+def _species(species: str, seed: int, n: int = 3):
+    config = SimulationConfig(shape=(192, 192), n_micrographs=n, particles_per_micrograph=14, species=species,
+                              diameter_px=22.0, snr=1.0, seed=seed, nuisances=False)
+    return [simulate_micrograph(config, i) for i in range(n)]
+
+
+def _picker(**extra):
+    return make_picker(HOST, "hydra", {**TINY_NET, "checkpoint": "none", **extra}, device="cpu", seed=0)
+
+
+def _datasets(picker, rng):
+    from cryopick_hydra.train import make_dataset
+
+    out = []
+    for k, species in enumerate(("globular", "asymmetric")):
+        mics = _species(species, 11 + k)
+        out.append(make_dataset(species, [(m.image, m.truth) for m in mics], 22.0, 96, rng, validation=1))
+    return out
+
+
+def _ap(net, head, mics):
+    from cryopick_hydra.inference import pick_image
+
+    cands = {str(i): pick_image(net, m.image, head, 22.0, tile=256, margin=32) for i, m in enumerate(mics)}
+    truth = {str(i): m.truth for i, m in enumerate(mics)}
+    return evaluate(cands, truth, diameter_px=22.0, candidates=cands).average_precision
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from cryopick_hydra.multitrain import MultiTrainSettings, train_multi
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("hydra") / "model.h5"
+    picker = _picker()
+    settings = MultiTrainSettings(phase1_steps=160, phase2_steps=20, crop=96, batch=4, phase1_lr=3e-3,
+                                  phase2_lr=1e-3, restart_steps=160, eval_every=90, float16=True)
+    state = train_multi(picker, _datasets(picker, np.random.default_rng(0)), out, settings, record={"test": 1})
+    return out, state
+
+
+def test_multidataset_training_beats_an_untrained_model(trained):
+    from cryopick.weights import load_weights
+    from cryopick_hydra.model import hydra_net, net_from_state
+
+    out, state = trained
+    saved = load_weights(out)
+    assert saved.config["kind"] == "cryopick-hydra/model" and saved.config["test"] == 1
+    assert set(saved.config["heads"]) == {"generic", "globular", "asymmetric"}  # phase 2's heads
+    assert all(v.dtype == np.float16 for k, v in saved.arrays.items() if "weight" in k)
+    assert [d["name"] for d in saved.config["trained_on"]] == ["globular", "asymmetric"]
+    unseen = _species("dumbbell", 99, n=2)  # a species neither head saw
+    torch.manual_seed(0)
+    untrained = hydra_net(**{k: saved.config["architecture"][k] for k in saved.config["architecture"]})
+    net = net_from_state(saved.arrays, saved.config["architecture"])
+    before, after = _ap(untrained, "generic", unseen), _ap(net, "generic", unseen)
+    assert after > before + 0.3, (before, after)
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    from cryopick.weights import load_weights
+    from cryopick_hydra.multitrain import MultiTrainSettings, resume_path, train_multi
+
+    picker = _picker()
+    data = _datasets(picker, np.random.default_rng(0))
+    out = tmp_path / "m.h5"
+    settings = MultiTrainSettings(phase1_steps=4, phase2_steps=2, crop=96, batch=2, eval_every=2)
+
+    class Killed(Exception):
+        pass
+
+    import cryopick_hydra.multitrain as mt
+
+    calls = []
+    real = mt.validation_ap
+
+    def dying(*args, **kwargs):  # killed during the second validation of phase 1 (after step 4's)
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return real(*args, **kwargs)
+
+    mt.validation_ap = dying
+    try:
+        with pytest.raises(Killed):
+            train_multi(picker, data, out, settings)
+    finally:
+        mt.validation_ap = real
+    saved = load_weights(resume_path(out))
+    assert saved.config["phase"] == 1 and saved.config["step"] == 2
+    state = train_multi(picker, data, out, settings)  # continues at step 2
+    assert [(e["phase"], e["step"]) for e in state.config["evaluations"]] == [(1, 2), (1, 4), (2, 2)]
+    assert not resume_path(out).exists()
+
+
+def test_zero_shot_without_a_model_says_what_to_do():
+    from cryopick.errors import ConfigError
+    from cryopick.picker import TrainingData, TrainingItem
+
+    picker = make_picker(HOST, "hydra", {}, device="cpu", seed=0)
+    assert not picker.needs_labels
+    image = np.zeros((64, 64), np.float32)
+    with pytest.raises(ConfigError, match=r"--set checkpoint=FILE.*cryopick hydra train"):
+        picker.train(TrainingData([TrainingItem("m", image, None)], 22.0))
+
+
+def test_picker_zero_shot_and_few_shot_with_a_trained_model(trained):
+    from cryopick.picker import TrainingData, TrainingItem
+
+    out, _ = trained
+    mics = _species("dumbbell", 5, n=2)
+    zero = _picker(checkpoint=str(out))
+    state = zero.train(TrainingData([TrainingItem("a", mics[0].image, None)], 22.0))
+    assert state.config["head"] == "generic" and zero.facts()["hydra model"] == str(out)
+    cands = zero.score(mics[1].image, 22.0)
+    assert len(cands) > 0 and np.all(cands.inside(mics[1].image.shape))
+    generic = {k: v.copy() for k, v in state.arrays.items()}
+
+    few = _picker(checkpoint=str(out), steps="5")
+    state = few.train(TrainingData([TrainingItem("a", mics[0].image, mics[0].truth)], 22.0))
+    assert state.config["head"] == "few-shot" and set(state.config["heads"]) == {"generic", "few-shot"}
+    # trunk and generic head frozen (§4.7), the new head trained
+    for k, v in generic.items():
+        np.testing.assert_array_equal(state.arrays[k], v)
+    changed = [k for k in state.arrays if k.startswith("heads.few-shot.") and
+               not np.array_equal(state.arrays[k], state.arrays[k.replace("few-shot", "generic")])]
+    assert changed
+    again = _picker(checkpoint=str(out))
+    again.load(state)
+    assert again.head == "few-shot" and len(again.score(mics[1].image, 22.0)) > 0
+
+
+def test_tiled_scoring_covers_every_cell_with_bounded_tiles():
+    from cryopick_hydra.inference import score_grid
+    from cryopick_hydra.model import hydra_net
+
+    net = hydra_net(trunk_channels=4, trunk_groups=2, blocks=1, head_widths=(4, 4, 4, 4), head_groups=2)
+    image = np.random.default_rng(0).normal(size=(200, 300)).astype(np.float32)
+    seen = []
+    forward = net.forward
+    net.forward = lambda x, head="generic": (seen.append(tuple(x.shape[-2:])), forward(x, head))[1]
+    logits, centres = score_grid(net, image, "generic", tile=64, margin=32)
+    assert logits.shape == (13, 19) and centres.shape == (13, 19, 2) and np.isfinite(logits).all()
+    assert set(seen) == {(128, 128)}  # every tile 64 px + two 32 px margins, whatever the image
