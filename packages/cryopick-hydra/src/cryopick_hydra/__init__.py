@@ -1,1 +1,1 @@
-"""cryopick-hydra: HydraPicker (papers/hydrapicker-thesis.md). The plugin registers no components yet."""
+"""cryopick-hydra: HydraPicker (papers/hydrapicker-thesis.md), a multi-data-set particle detector."""
