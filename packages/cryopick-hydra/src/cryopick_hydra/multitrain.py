@@ -80,7 +80,6 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
     """Train a HydraPicker model on ``datasets`` (two phases, §4.3) and write it to ``out`` (HDF5); resumes
     from ``OUT.resume.h5`` when a previous run was killed. ``picker`` (a ``hydra`` picker) gives the
     architecture and the losses; ``record`` is stored in the file (what it was trained on, code version)."""
-    import torch
 
     from cryopick.torchutil import seed_everything
     from cryopick.weights import load_weights, save_weights
