@@ -67,6 +67,7 @@ def test_multidataset_training_beats_an_untrained_model(trained):
     assert set(saved.config["heads"]) == {"generic", "globular", "asymmetric"}  # phase 2's heads
     assert all(v.dtype == np.float16 for k, v in saved.arrays.items() if "weight" in k)
     assert [d["name"] for d in saved.config["trained_on"]] == ["globular", "asymmetric"]
+    assert np.isfinite(saved.config["threshold"])  # the generic head's best-F1 logit on the validation sets
     unseen = _species("dumbbell", 99, n=2)  # a species neither head saw
     torch.manual_seed(0)
     untrained = hydra_net(**{k: saved.config["architecture"][k] for k in saved.config["architecture"]})
@@ -90,7 +91,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     import cryopick_hydra.multitrain as mt
 
     calls = []
-    real = mt.validation_ap
+    real = mt.validate
 
     def dying(*args, **kwargs):  # killed during the second validation of phase 1 (after step 4's)
         calls.append(1)
@@ -98,12 +99,12 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
             raise Killed
         return real(*args, **kwargs)
 
-    mt.validation_ap = dying
+    mt.validate = dying
     try:
         with pytest.raises(Killed):
             train_multi(picker, data, out, settings)
     finally:
-        mt.validation_ap = real
+        mt.validate = real
     saved = load_weights(resume_path(out))
     assert saved.config["phase"] == 1 and saved.config["step"] == 2
     state = train_multi(picker, data, out, settings)  # continues at step 2
@@ -130,6 +131,7 @@ def test_picker_zero_shot_and_few_shot_with_a_trained_model(trained):
     zero = _picker(checkpoint=str(out))
     state = zero.train(TrainingData([TrainingItem("a", mics[0].image, None)], 22.0))
     assert state.config["head"] == "generic" and zero.facts()["hydra model"] == str(out)
+    assert zero.default_threshold == f"fixed:{state.config['info']['threshold']:.4g}"
     cands = zero.score(mics[1].image, 22.0)
     assert len(cands) > 0 and np.all(cands.inside(mics[1].image.shape))
     generic = {k: v.copy() for k, v in state.arrays.items()}

@@ -23,7 +23,7 @@ from cryopick.errors import ConfigError
 from cryopick.picker import ModelState
 from cryopick.progress import echo
 from cryopick_hydra.model import GENERIC
-from cryopick_hydra.train import HydraDataset, Schedule, fit, validation_ap
+from cryopick_hydra.train import HydraDataset, Schedule, fit, validate
 
 
 @attrs.define
@@ -99,6 +99,7 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
     identity = json.loads(json.dumps({"datasets": names, "settings": attrs.asdict(settings),
                                       "architecture": picker._architecture(), "seed": seed}))
 
+    seed_everything(seed)  # the initial weights
     net = picker.context.load("backbone", "hydra")(**picker._architecture())
     phase, step, best, history, evaluations = 1, 0, None, [], []
     opt_state = None
@@ -118,15 +119,20 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
 
     def evaluate(phase_no: int, step_no: int, opt, sched) -> None:
         nonlocal best
-        aps = {d.name: validation_ap(net, d, GENERIC, device) for d in datasets}
-        row = {"phase": phase_no, "step": step_no, "generic_ap": aps, "mean_ap": _mean(aps.values())}
+        scores = {d.name: validate(net, d, GENERIC, device) for d in datasets}
+        aps = {k: v[0] for k, v in scores.items()}
+        # the generic head's default cut-off: the median over the sets of each set's best-F1 logit
+        cuts = [v[1] for v in scores.values() if math.isfinite(v[1])]
+        row = {"phase": phase_no, "step": step_no, "generic_ap": aps, "mean_ap": _mean(aps.values()),
+               "threshold": float(np.median(cuts)) if cuts else None}
         if phase_no == 2:
-            row["own_head_ap"] = {d.name: validation_ap(net, d, d.name, device) for d in datasets}
+            row["own_head_ap"] = {d.name: validate(net, d, d.name, device)[0] for d in datasets}
         evaluations.append(row)
         score = row["mean_ap"] if math.isfinite(row["mean_ap"]) else float(step_no)  # no validation: the last
         if best is None or best[1]["phase"] != phase_no or score >= best[1]["score"]:
             best = ({k: v.copy() for k, v in net_arrays(net).items()},
-                    {"phase": phase_no, "step": step_no, "score": score, "heads": net.head_names})
+                    {"phase": phase_no, "step": step_no, "score": score, "heads": net.head_names,
+                     "threshold": row["threshold"]})
         echo(f"hydra train: phase {phase_no} step {step_no}: generic-head AP "
              + ", ".join(f"{k} {v:.3f}" for k, v in aps.items()) + f" (mean {row['mean_ap']:.3f})")
         arrays = {f"net/{k}": v for k, v in net_arrays(net).items()}
@@ -172,6 +178,7 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
               "trained_on": [{"name": d.name, "micrographs": len(d.images), "validation_micrographs": len(d.validation),
                               "particles": d.particles, "diameter_px": d.diameter_px} for d in datasets],
               "settings": attrs.asdict(settings), "best": best[1] if best is not None else None,
+              "threshold": best[1]["threshold"] if best is not None else None,
               "evaluations": evaluations, "seed": seed,
               "final_loss": float(np.mean([r["loss"] for r in history[-20:]])) if history else None,
               **(record or {})}

@@ -12,8 +12,8 @@ head per training data set plus a generic head for data sets it has never seen.
 * **Inference**: micrographs are rescaled so particles are about ``target_diameter_px`` (22) px (§4.1),
   scored tile by tile (``tile``), each 16 px cell's anchor decoded to a centre (§3.1), then greedy NMS at
   ``nms_fraction`` (0.5: the particle radius) of the diameter; scores are the particle logits and any
-  core thresholder cuts them (default ``fixed:LOGIT``, the model's own cut-off when it has one, else
-  logit 0, probability 0.5).
+  core thresholder cuts them (default ``fixed:LOGIT``: the model's own cut-off, the median over its
+  validation sets of the logit with the best F1, when it has one; else logit 0, probability 0.5).
 """
 
 from __future__ import annotations
@@ -189,11 +189,12 @@ class HydraPicker(Picker):
         else:
             state = self.checkpoint_state()
             net = net_from_state(state.arrays, state.config["architecture"])
-            source = {"checkpoint": str(cfg.checkpoint), "trained_on": state.config.get("trained_on")}
+            source = {"checkpoint": str(cfg.checkpoint), "trained_on": state.config.get("trained_on"),
+                      "threshold": state.config.get("threshold")}
         if not labelled:  # zero-shot: the model as it is
             if cfg.head not in net.head_names:
                 raise ConfigError(f"head={cfg.head}: the model has heads {', '.join(net.head_names)}")
-            self._use(net, cfg.head)
+            self._use(net, cfg.head, source.get("threshold"))
             echo(f"hydra: zero-shot picking with the {cfg.head} head of {source['checkpoint']}")
             return self._state(net, cfg.head, source)
 
@@ -213,14 +214,16 @@ class HydraPicker(Picker):
         schedule = Schedule(steps=cfg.steps, batch=cfg.batch, crop=crop, lr=cfg.lr, augment=cfg.augment)
         history = fit(net, [dataset], {"labels": head}, schedule, self._losses(), rng=rng, device=self._device(),
                       params=params, bias_heads=bias_heads, desc=f"hydra {head} head")
-        self._use(net, head)
+        self._use(net, head, source.get("threshold"))
         source["history"] = history[-1:] if history else []
         return self._state(net, head, {**source, "labelled_micrographs": [it.name for it in labelled],
                                        "labelled_particles": int(sum(len(it.labels) for it in labelled))})
 
-    def _use(self, net, head: str) -> None:
+    def _use(self, net, head: str, threshold: float | None = None) -> None:
         self.net = net.to(self._device()).eval()
         self.head = head
+        if threshold is not None:  # the model's validated cut-off (best F1 of its generic head)
+            self.default_threshold = f"fixed:{threshold:.4g}"
 
     def _state(self, net, head: str, info: dict) -> ModelState:
         from cryopick_hydra.model import GENERIC, net_arrays
@@ -239,8 +242,8 @@ class HydraPicker(Picker):
         if "architecture" not in state.config or "head" not in state.config:
             raise ConfigError("not a hydra picker model")
         net = net_from_state(state.arrays, state.config["architecture"], state.config.get("heads"))
-        self._use(net, state.config["head"])
         self.info = dict(state.config.get("info", {}))
+        self._use(net, state.config["head"], self.info.get("threshold"))
 
     def facts(self) -> dict:
         if not self.info:

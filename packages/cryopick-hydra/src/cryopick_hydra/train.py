@@ -176,18 +176,20 @@ def minibatch_loss(net, head: str, crops: np.ndarray, centres: list[np.ndarray],
     return total, parts
 
 
-def validation_ap(net, data: HydraDataset, head: str, device: str = "cpu", tile: int = 512) -> float:
-    """Average precision of ``head`` on the held-out micrographs of ``data`` (NaN when there are none)."""
+def validate(net, data: HydraDataset, head: str, device: str = "cpu", tile: int = 512) -> tuple[float, float]:
+    """Average precision of ``head`` on the held-out micrographs of ``data`` and the logit cut-off with the
+    best F1 there (both NaN when there are none)."""
     from cryopick.metrics import evaluate
     from cryopick_hydra.inference import pick_image
 
     if not data.validation:
-        return float("nan")
+        return float("nan"), float("nan")
     cands, truth = {}, {}
     for k, (image, labels) in enumerate(data.validation):
         cands[str(k)] = pick_image(net, image, head, data.diameter_px, tile=tile, device=device)
         truth[str(k)] = labels
-    return float(evaluate(cands, truth, diameter_px=data.diameter_px, candidates=cands).average_precision)
+    result = evaluate(cands, truth, diameter_px=data.diameter_px, candidates=cands)
+    return float(result.average_precision), float(result.best_threshold)
 
 
 @attrs.define
