@@ -162,3 +162,14 @@ def test_tiled_scoring_covers_every_cell_with_bounded_tiles():
     logits, centres = score_grid(net, image, "generic", tile=64, margin=32)
     assert logits.shape == (13, 19) and centres.shape == (13, 19, 2) and np.isfinite(logits).all()
     assert set(seen) == {(128, 128)}  # every tile 64 px + two 32 px margins, whatever the image
+
+
+def test_demo_run_picks_zero_shot_with_a_model(trained, tmp_path):
+    from cryopick.pipeline import RunOptions, run_pipeline
+
+    out, _ = trained
+    summary = run_pipeline(RunOptions(picker="hydra", out=tmp_path / "out", device="cpu",
+                                      settings={"checkpoint": str(out), "tile": "256"}))
+    # no labels: every demo micrograph is picked and evaluated against its truth
+    assert summary["micrographs"] == 6 and summary["model"]["hydra head"] == "generic"
+    assert summary["evaluation"]["n_truth"] == 6 * 40 and summary["evaluation"]["recall"] is not None

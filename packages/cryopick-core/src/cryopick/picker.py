@@ -94,7 +94,8 @@ class Picker:
     #: True when train() cannot work without labelled particles (the pipeline then asks for --labels).
     needs_labels: ClassVar[bool] = True
     #: How many labelled particles the built-in demo gives it: None = all truth on the training
-    #: micrographs; an int = that many exemplars from one micrograph (few-shot pickers).
+    #: micrographs; an int = that many exemplars from one micrograph (few-shot pickers); 0 = no labels
+    #: (zero-shot pickers). The pipeline reads it on the instance, so a property may decide by the settings.
     demo_labels: ClassVar[int | None] = None
     #: The config field that holds the expected particles per micrograph, set by the generic
     #: ``--particles-per-micrograph N`` of ``run``/``train``/``pick`` (None: the picker takes no count).

@@ -123,8 +123,11 @@ def demo_labels(truth: dict[str, Particles], names: list[str], n_exemplars: int 
     """Labels the built-in demo gives a picker, and the micrographs held out for evaluation.
 
     Few-shot pickers (``n_exemplars``) get that many truth particles from the first micrograph; others get
-    all truth on the first third of the micrographs. Evaluation uses the micrographs without labels.
+    all truth on the first third of the micrographs; ``n_exemplars = 0`` (zero-shot pickers) gets no labels
+    and is evaluated on every micrograph. Evaluation uses the micrographs without labels.
     """
+    if n_exemplars == 0:
+        return {}, list(names)
     rng = np.random.default_rng(seed)
     if n_exemplars:
         first = names[0]
@@ -190,8 +193,9 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
         eval_names = names
         label_set = "train"
         if demo:
-            labels, eval_names = demo_labels(truth, names, type(picker).demo_labels, opts.seed)
-            label_set = f"demo-{type(picker).demo_labels or 'all'}"
+            n_demo = picker.demo_labels  # the instance's: a picker may decide by its settings
+            labels, eval_names = demo_labels(truth, names, n_demo, opts.seed)
+            label_set = f"demo-{'all' if n_demo is None else n_demo}"
             project.put_labels(label_set, labels, "demo truth")
         elif opts.labels:
             labels = import_.import_labels(project, opts.labels, "train", host, names, opts.relion_project)

@@ -133,6 +133,11 @@ class HydraPicker(Picker):
         """Only ``checkpoint=none`` needs labels; otherwise no labels means zero-shot picking."""
         return self.config.checkpoint == NONE
 
+    @property
+    def demo_labels(self) -> int | None:
+        """The built-in demo: zero-shot (no labels) with a model, all truth on a third of it without one."""
+        return None if self.config.checkpoint == NONE else 0
+
     @classmethod
     def default_preset(cls, device: str) -> str | None:
         return "paper" if str(device).startswith("cuda") else "cpu"
