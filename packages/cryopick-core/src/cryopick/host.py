@@ -29,11 +29,13 @@ CORE_DISTRIBUTION = "cryopick-core"
 #: name can say what to install. Only components those distributions really register are listed
 #: (tests/core/test_contract.py checks this against the installed plugins).
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
-    "picker": {"mae": "cryopick-mae", "topaz": "cryopick-topaz"},
+    "picker": {"mae": "cryopick-mae", "topaz": "cryopick-topaz", "hydra": "cryopick-hydra"},
     "backbone": {"vit-mae": "cryopick-mae", "resnet8": "cryopick-topaz", "resnet16": "cryopick-topaz",
-                 "conv31": "cryopick-topaz", "conv63": "cryopick-topaz", "conv127": "cryopick-topaz"},
+                 "conv31": "cryopick-topaz", "conv63": "cryopick-topaz", "conv127": "cryopick-topaz",
+                 "hydra": "cryopick-hydra", "hydra-trunk": "cryopick-hydra"},
     "loss": {"scs": "cryopick-mae", "scs-pu": "cryopick-mae", "pn": "cryopick-topaz", "ge-kl": "cryopick-topaz",
-             "ge-binomial": "cryopick-topaz", "nnpu": "cryopick-topaz"},
+             "ge-binomial": "cryopick-topaz", "nnpu": "cryopick-topaz", "hydra-focal": "cryopick-hydra",
+             "hydra-l1": "cryopick-hydra", "hydra-bias": "cryopick-hydra"},
     "preprocessor": {"gmm": "cryopick-topaz"},
     "model_importer": {"topaz-em": "cryopick-topaz"},
 }
