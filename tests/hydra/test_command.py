@@ -70,6 +70,16 @@ def test_train_command_and_run_with_its_model(tmp_path, monkeypatch):
                  "--out", "few", "-q", "--device", "cpu"])
     assert code == 0
 
+    # a cryopick project as a data set: its micrographs with labels of the label set, its diameter
+    args = ["train", "--dataset", f"project={tmp_path / 'few' / 'project.h5'},name=proj", "--dataset", str(folder),
+            "--out", str(tmp_path / "m2.h5"), "--phase1-steps", "1", "--phase2-steps", "0", "--validation", "0",
+            "--device", "cpu", *TINY]
+    result = CliRunner().invoke(hydra_group, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trained_on = load_weights(tmp_path / "m2.h5").config["trained_on"]
+    assert trained_on[0]["name"] == "proj" and trained_on[0]["micrographs"] == 1
+    assert trained_on[0]["particles"] == len(table[table["rlnMicrographName"] == new.micrographs[0].name])
+
 
 def test_dataset_specs_are_checked(tmp_path):
     from cryopick.errors import InputError
@@ -81,3 +91,7 @@ def test_dataset_specs_are_checked(tmp_path):
         parse_dataset("micrographs=a/*.mrc,labels=a.star")
     spec = parse_dataset("micrographs=a/*.mrc,labels=x/ribo.star,diameter=150A,pixel_size=2")
     assert spec["name"] == "ribo" and spec["pixel_size"] == 2.0
+    spec = parse_dataset("project=runs/p.h5")
+    assert spec["name"] == "p" and spec["labels"] == "train" and spec["diameter"] is None
+    with pytest.raises(InputError, match="unknown keys micrographs"):
+        parse_dataset("project=p.h5,micrographs=a")

@@ -28,8 +28,10 @@ def hydra_group():
 
 
 def parse_dataset(spec: str) -> dict:
-    """A ``--dataset`` value: a folder (``labels.star``, ``meta.json`` with ``diameter_px``, ``mrc/*.mrc``) or
-    ``micrographs=GLOB,labels=FILE,diameter=D[,name=NAME][,pixel_size=A]``."""
+    """A ``--dataset`` value: a folder (``labels.star``, ``meta.json`` with ``diameter_px``, ``mrc/*.mrc``),
+    ``micrographs=GLOB,labels=FILE,diameter=D[,name=NAME][,pixel_size=A]``, or a cryopick project,
+    ``project=FILE.h5[,labels=SET][,diameter=D][,name=NAME]`` (its micrographs with labels of the label set,
+    ``train`` by default; the diameter defaults to the project's)."""
     from cryopick.errors import InputError
 
     path = Path(spec)
@@ -46,6 +48,16 @@ def parse_dataset(spec: str) -> dict:
         if not sep:
             raise InputError(f"--dataset {spec}: expected key=value pairs separated by commas, got {part!r}")
         fields[key.strip().replace("-", "_")] = value.strip()
+    if "project" in fields:
+        unknown = set(fields) - {"project", "labels", "diameter", "name"}
+        if unknown:
+            raise InputError(f"--dataset {spec}: unknown keys {', '.join(sorted(unknown))}; use "
+                             "project=FILE.h5[,labels=SET][,diameter=D][,name=NAME]")
+        fields.setdefault("labels", "train")
+        fields.setdefault("name", Path(fields["project"]).stem)
+        fields.setdefault("diameter", None)
+        fields["pixel_size"] = None
+        return fields
     unknown = set(fields) - {"micrographs", "labels", "diameter", "name", "pixel_size"}
     missing = {"micrographs", "labels", "diameter"} - set(fields)
     if unknown or missing:
@@ -63,32 +75,59 @@ def load_dataset(picker, spec: dict, crop: int, validation: int, rng):
 
     from cryopick.config import parse_diameter
     from cryopick.errors import InputError
-    from cryopick.io.coords import read_coordinates
-    from cryopick.io.micrographs import expand_micrographs, read_micrograph
     from cryopick.stages.preprocess import preprocess_image
     from cryopick_hydra.train import make_dataset
 
-    paths = [Path(p) for p in expand_micrographs(spec["micrographs"])]
-    labels = {Path(k).stem: v for k, v in read_coordinates(spec["labels"]).items()}
     items, diameter_pre = [], None
-    for path in paths:
-        if path.stem not in labels:
-            continue
-        image, info = read_micrograph(path)
-        d = parse_diameter(spec["diameter"], spec["pixel_size"] or info.pixel_size_a)
-        pre = preprocess_image(picker, np.asarray(image, dtype=np.float32), d, spec["pixel_size"] or info.pixel_size_a)
+    for image, pixel_size, particles, diameter in _labelled_micrographs(spec):
+        d = parse_diameter(diameter, pixel_size)
+        pre = preprocess_image(picker, np.asarray(image, dtype=np.float32), d, pixel_size)
         diameter_pre = d / ((pre.factor[0] + pre.factor[1]) / 2)
-        items.append((pre.image, labels[path.stem].scaled(pre.factor)))
+        items.append((pre.image, particles.scaled(pre.factor)))
     if not items:
-        raise InputError(f"data set {spec['name']}: no micrograph of {spec['micrographs']} has labels in "
-                         f"{spec['labels']} (matched by file name)")
+        where = spec.get("project") or spec["micrographs"]
+        raise InputError(f"data set {spec['name']}: no micrograph of {where} has labels in {spec['labels']}"
+                         + ("" if spec.get("project") else " (matched by file name)"))
     return make_dataset(spec["name"], items, diameter_pre, crop, rng, validation=validation)
+
+
+def _labelled_micrographs(spec: dict):
+    """``(image, pixel size or None, labels, diameter)`` of each labelled micrograph of a data set."""
+    from cryopick.errors import InputError
+    from cryopick.io.coords import read_coordinates
+    from cryopick.io.micrographs import expand_micrographs, read_micrograph
+
+    if spec.get("project"):
+        from cryopick.pipeline import open_project
+
+        path = Path(spec["project"])
+        if not path.is_file():
+            raise InputError(f"--dataset project={path}: no such project file")
+        project = open_project(path, "r")
+        try:
+            diameter = spec["diameter"] or project.settings().get("diameter_px")
+            if diameter is None:
+                raise InputError(f"--dataset project={path}: the project has no particle diameter; add diameter=D")
+            labels = project.labels(spec["labels"])
+            for name, particles in sorted(labels.items()):
+                rec = project.micrograph(name)
+                if rec is not None and len(particles):
+                    yield project.read_image(name), rec.pixel_size_a, particles, diameter
+        finally:
+            project.store.close()
+        return
+    labels = {Path(k).stem: v for k, v in read_coordinates(spec["labels"]).items()}
+    for path in (Path(p) for p in expand_micrographs(spec["micrographs"])):
+        if path.stem in labels:
+            image, info = read_micrograph(path)
+            yield image, spec["pixel_size"] or info.pixel_size_a, labels[path.stem], spec["diameter"]
 
 
 @hydra_group.command("train")
 @click.option("--dataset", "datasets", multiple=True, required=True,
-              help="A labelled data set: a folder (labels.star, meta.json, mrc/) or "
-                   "micrographs=GLOB,labels=FILE,diameter=D[,name=NAME][,pixel_size=A]. Repeat for each.")
+              help="A labelled data set: a folder (labels.star, meta.json, mrc/), "
+                   "micrographs=GLOB,labels=FILE,diameter=D[,name=NAME][,pixel_size=A] or "
+                   "project=FILE.h5[,labels=SET][,diameter=D][,name=NAME]. Repeat for each.")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Model file to write (.h5).")
 @click.option("--preset", default=None, help="paper, cpu or tiny (default: cpu without CUDA, paper with).")
 @click.option("--phase1-steps", type=int, default=1000, show_default=True, help="Minibatches of phase 1 (one head).")
