@@ -28,6 +28,7 @@ def score_grid(net, image: np.ndarray, head: str, *, tile: int = 512, margin: in
     tile, margin = _round_cells(tile), _round_cells(margin) if margin > 0 else 0
     h, w = image.shape
     ny, nx = -(-h // CELL_PX), -(-w // CELL_PX)
+    tile = min(tile, max(ny, nx) * CELL_PX)  # a small micrograph: one tile of its own size, not a padded one
     logits = np.empty((ny, nx), dtype=np.float32)
     offsets = np.empty((ny, nx, 2), dtype=np.float32)
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
