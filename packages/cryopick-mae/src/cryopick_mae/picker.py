@@ -113,6 +113,14 @@ class MAEConfig:
     #: Name of the reference micrograph (default: the first with labels).
     reference: str | None = None
 
+    # Threshold.
+    #: Cut-off from the exemplars (``MAEPicker._calibrate``): the ``recall_quantile`` quantile of their
+    #: leave-one-out scores; false: the paper's density cut-off (§3.3), which keeps a handful of picks on
+    #: crowded or low-contrast micrographs (docs/benchmarks.md).
+    calibrate: bool = True
+    #: Fraction of the exemplars' leave-one-out scores below the cut (about 1 - the expected recall).
+    recall_quantile: float = 0.25
+
     # Picking (§3.3).
     #: Sliding stride as a fraction of the particle diameter.
     stride: float = PAPER_STRIDE_FRACTION
@@ -161,6 +169,7 @@ class MAEPicker(Picker):
         self._model = None
         self._exemplar_features = None
         self._checkpoint_state: ModelState | None = None
+        self.calibration: dict | None = None
         self.history: dict = {}
 
     @classmethod
@@ -284,17 +293,73 @@ class MAEPicker(Picker):
         features = encode(model, positives, cfg.batch_size, cfg.pooling).cpu().numpy()
         self._model = model
         self._exemplar_features = torch.from_numpy(features)
-        return self._state(model, features, diameter, window, reference.name, timings)
+        calibration = None
+        if cfg.calibrate:
+            calibration = self._calibrate(reference.image, labels, diameter, rng)
+            self._apply_calibration(calibration)
+        return self._state(model, features, diameter, window, reference.name, timings, calibration)
+
+    def _calibrate(self, image: np.ndarray, exemplars: Particles, diameter: float, rng: np.random.Generator,
+                   draws: int = 3) -> dict:
+        """Score cut-off from the exemplars alone: the ``recall_quantile`` quantile of their leave-one-out
+        scores. Each exemplar is scored as picking scores a particle it has not seen: windows on a grid of
+        ``stride`` around it (offset at random within half a stride, as the sliding grid falls on a particle),
+        each compared with the other exemplars' features only (``match``), and the largest over the 3 x 3
+        neighbourhood kept (a candidate is a local maximum of the score grid); ``draws`` random offsets
+        each. Exemplars are a random sample of the particles, so a particle scores above the cut with
+        probability about ``1 - recall_quantile``."""
+        import torch
+        import torch.nn.functional as F
+
+        from cryopick_mae.train import encode
+        from cryopick_mae.windows import crop_centred, to_input
+
+        cfg = self.config
+        n = len(exemplars)
+        step = max(1, int(round(cfg.stride * diameter)))
+        window = self.window_px(diameter)
+        bank = F.normalize(self._exemplar_features.float(), dim=1)
+        own = (torch.arange(bank.shape[0])[None, :] % n) == torch.arange(n)[:, None]  # column c: exemplar c % n
+        grid = step * np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=np.float64)
+        scores = []
+        for _ in range(draws):
+            centres = exemplars.xy + rng.uniform(-step / 2, step / 2, size=(n, 2))
+            xy = (centres[:, None, :] + grid[None, :, :]).reshape(-1, 2)  # exemplar-major, 9 windows each
+            x = to_input(crop_centred(image, xy, window), self._model.image_size, cfg.window_norm, self.context.device)
+            feats = F.normalize(encode(self._model, x, cfg.batch_size, cfg.pooling).cpu().float(), dim=1)
+            sim = (feats @ bank.T).reshape(n, len(grid), -1)
+            mask = own[:, None, :].expand_as(sim)
+            if cfg.match == "max":
+                s = sim.masked_fill(mask, -torch.inf).max(dim=2).values
+            else:
+                s = sim.masked_fill(mask, 0.0).sum(dim=2) / (~mask).sum(dim=2)
+            scores.append(s.max(dim=1).values.numpy())
+        loo = np.sort(np.concatenate(scores))
+        cut = float(np.quantile(loo, cfg.recall_quantile))
+        return {"threshold": cut, "recall_quantile": cfg.recall_quantile,
+                "loo_median": round(float(np.median(loo)), 6), "exemplars": n}
+
+    def _apply_calibration(self, calibration: dict | None) -> None:
+        if calibration is not None:
+            self.default_threshold = f"fixed:{calibration['threshold']:.8g}"
+            self.calibration = calibration
+
+    def facts(self) -> dict:
+        out = dict(super().facts())
+        if self.calibration:
+            out["threshold"] = (f"{self.calibration['threshold']:.6g} (the {self.calibration['recall_quantile']:g} "
+                                "quantile of the exemplars' leave-one-out scores)")
+        return out
 
     def _state(self, model, features: np.ndarray, diameter: float, window: int, reference: str,
-               timings: dict) -> ModelState:
+               timings: dict, calibration: dict | None = None) -> ModelState:
         from cryopick_mae.train import model_arrays
 
         arrays = model_arrays(model)
         arrays["exemplar_features"] = np.asarray(features, dtype=np.float32)
         config = {"architecture": dict(model.architecture), "picker": config_to_dict(self.config),
                   "diameter_px": diameter, "window_px": window, "reference": reference,
-                  "timings": {k: round(v, 3) for k, v in timings.items()}}
+                  "timings": {k: round(v, 3) for k, v in timings.items()}, "calibration": calibration}
         return ModelState(arrays, config)
 
     def load(self, state: ModelState) -> None:
@@ -307,6 +372,8 @@ class MAEPicker(Picker):
                               "pass it as --set checkpoint=PATH and train")
         self._model = model_from_state(state).to(self.context.device).eval()
         self._exemplar_features = torch.from_numpy(np.asarray(state.arrays["exemplar_features"], dtype=np.float32))
+        if self.config.calibrate:
+            self._apply_calibration(state.config.get("calibration"))
 
     def score_grid(self, image: np.ndarray, diameter_px: float):
         """Similarity of every window: ``(scores (ny, nx), x0, y0, step, window)`` where window
