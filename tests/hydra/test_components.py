@@ -88,3 +88,25 @@ def test_network_shapes_and_initial_prior():
     logits, offsets = net(torch.zeros(2, 1, 64, 96))
     assert logits.shape == (2, 4, 6) and offsets.shape == (2, 2, 4, 6)  # total stride 16
     assert net.heads["generic"].out.bias[0].item() == pytest.approx(math.log(0.02 / 0.98))
+
+
+
+def test_heads_may_be_named_with_dots_and_percent_signs():
+    """Data-set names such as ``aspire:aspire-snr0.005`` name heads (torch forbids '.' in module names);
+    weights saved and loaded keep them."""
+    import torch
+
+    from cryopick_hydra.model import HeadDict, hydra_net, net_arrays, net_from_state
+
+    for name in ("aspire:aspire-snr0.005", "a%2Eb", "plain"):
+        assert HeadDict.name(HeadDict.key(name)) == name and "." not in HeadDict.key(name)
+    arch = dict(trunk_channels=8, trunk_groups=4, blocks=1, head_widths=(8, 8, 8, 8), head_groups=4)
+    net = hydra_net(**arch)
+    net.add_head("aspire:aspire-snr0.005")
+    net.add_head("a%2Eb")
+    assert net.head_names == ["generic", "aspire:aspire-snr0.005", "a%2Eb"]
+    x = torch.randn(1, 1, 32, 32)
+    back = net_from_state(net_arrays(net), {**arch, "dropout": 0.3, "prior": 0.02})
+    assert sorted(back.head_names) == sorted(net.head_names)
+    net.eval(), back.eval()
+    torch.testing.assert_close(back(x, "aspire:aspire-snr0.005")[0], net(x, "aspire:aspire-snr0.005")[0])

@@ -97,6 +97,37 @@ class HydraHead(nn.Module):
         return y[:, 0], y[:, 1:]
 
 
+class HeadDict(nn.ModuleDict):
+    """Heads by data-set name. Names are any text (``aspire:snr0.005``); torch module names may not hold
+    ``.``, so the module key is the name with ``.`` written as ``%2E`` (and ``%`` as ``%25``), reversibly."""
+
+    @staticmethod
+    def key(name: str) -> str:
+        return name.replace("%", "%25").replace(".", "%2E")
+
+    @staticmethod
+    def name(key: str) -> str:
+        return key.replace("%2E", ".").replace("%25", "%")
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return super().__getitem__(self.key(name))
+
+    def __setitem__(self, name: str, module: nn.Module) -> None:
+        super().__setitem__(self.key(name), module)
+
+    def __contains__(self, name: str) -> bool:
+        return super().__contains__(self.key(name))
+
+    def keys(self):
+        return [self.name(k) for k in super().keys()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def items(self):
+        return [(self.name(k), m) for k, m in super().items()]
+
+
 class HydraNet(nn.Module):
     """Trunk plus named heads (Fig. 3.3). ``forward(x, head)`` runs the trunk and one head."""
 
@@ -108,7 +139,7 @@ class HydraNet(nn.Module):
                              "blocks": int(blocks), "head_widths": [int(w) for w in head_widths],
                              "head_groups": int(head_groups), "dropout": float(dropout), "prior": float(prior)}
         self.trunk = HydraTrunk(trunk_channels, trunk_groups, blocks)
-        self.heads = nn.ModuleDict({name: HydraHead(trunk_channels, tuple(head_widths), head_groups, dropout, prior)
+        self.heads = HeadDict({name: HydraHead(trunk_channels, tuple(head_widths), head_groups, dropout, prior)
                                     for name in heads})
         self.receptive_field = self.trunk.receptive_field + 2 * (1 + 2 + 4 + 8) + 2 * CELL_PX
 
@@ -157,8 +188,9 @@ def net_from_state(arrays: dict, architecture: dict, heads: list[str] | None = N
 
     from cryopick.torchutil import load_arrays
 
-    names = heads or sorted({k.split(".")[1] for k in arrays if k.startswith("heads.")})
+    names = heads or sorted({HeadDict.name(k.split(".")[1]) for k in arrays if k.startswith("heads.")})
+    keys = {HeadDict.key(n) for n in names}
     net = hydra_net(**{k: architecture[k] for k in ARCHITECTURE_KEYS}, heads=tuple(names))
     load_arrays(net, {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()
-                      if k.startswith("trunk.") or k.split(".")[1] in names})
+                      if k.startswith("trunk.") or k.split(".")[1] in keys})
     return net
