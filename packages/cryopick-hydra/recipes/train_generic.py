@@ -27,23 +27,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from cryopick.provenance import code_version
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
-
-def git_version() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def folder_sets(root: Path, kind: str) -> list[dict]:
@@ -160,7 +154,7 @@ def main(argv=None) -> int:
         print(f"{per_step:.2f} s per step: steps scaled by {scale:.2f} to fit {args.max_minutes:g} minutes", flush=True)
 
     record = {"recipe": "packages/cryopick-hydra/recipes/train_generic.py", "preset": args.preset,
-              "code_version": git_version(), "sim_per_config": args.sim_per_config, "excluded": sorted(exclude),
+              "code_version": code_version(REPO), "sim_per_config": args.sim_per_config, "excluded": sorted(exclude),
               "seconds_per_step": round(per_step, 3)}
     state = train_multi(picker, datasets, args.out, settings, record=record, seed=args.seed)
     if not args.keep_dataset_heads:  # the shipped file needs the trunk and the generic head only

@@ -23,23 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from cryopick.provenance import code_version
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
-
-def git_version() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def folder_sets(root: Path, kind: str) -> list[dict]:
@@ -145,7 +139,7 @@ def main(argv=None) -> int:
               "regions_per_micrograph": args.regions_per_micrograph, "steps": args.steps, "batch": args.batch,
               "lr": args.lr, "mask_ratio": cfg.mask_ratio, "crop_factor": cfg.crop_factor,
               "denoise": cfg.denoise, "seed": args.seed, "final_loss": float(np.mean(losses[-100:])),
-              "parameters": count_parameters(model), "code_version": git_version(),
+              "parameters": count_parameters(model), "code_version": code_version(REPO),
               "seconds": round(time.perf_counter() - t0, 1),
               "recipe": "packages/cryopick-mae/recipes/pretrain_encoder.py"}
     path = save_weights(args.out, ModelState(arrays, config))
