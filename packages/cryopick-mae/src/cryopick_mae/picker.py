@@ -302,7 +302,7 @@ class MAEPicker(Picker):
         return self._state(model, features, diameter, window, reference.name, timings, calibration)
 
     def _calibrate(self, image: np.ndarray, exemplars: Particles, diameter: float, rng: np.random.Generator,
-                   draws: int = 3) -> dict:
+                   draws: int = 10) -> dict:
         """Score cut-off from the exemplars alone: the ``recall_quantile`` quantile of their leave-one-out
         scores. Each exemplar is scored as picking scores a particle it has not seen: windows on a grid of
         ``stride`` around it (offset at random within half a stride, as the sliding grid falls on a particle),
