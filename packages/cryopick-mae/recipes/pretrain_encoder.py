@@ -81,8 +81,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
 
-    import torch
-
     from cryopick.host import build_host
     from cryopick.io.micrographs import read_micrograph
     from cryopick.picker import ModelState
@@ -95,7 +93,6 @@ def main(argv=None) -> int:
 
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     # no pre-trained checkpoint: this script makes it
     picker = make_picker(build_host(), "mae", {"preset": args.preset, "checkpoint": "none"}, "cpu", args.seed)
     cfg = picker.config
