@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from cryopick.errors import InputError
-from cryopick.io.coords import Picks, check_columns, file_stem, fmt, output_dir, read_path, text_rows
+from cryopick.io.coords import (
+    Picks,
+    check_columns,
+    file_stem,
+    fmt,
+    output_dir,
+    per_micrograph_only,
+    read_path,
+    text_rows,
+)
 from cryopick.particles import Particles
 
 COLUMNS = "x y width height"
@@ -105,8 +114,7 @@ def write_box(
     """
     if box_size is None:
         raise InputError("the box format needs a box size: pass box_size (in original pixels)")
-    if not per_micrograph:
-        raise InputError("the box format holds one micrograph per file; per_micrograph must be True")
+    per_micrograph_only("box", per_micrograph)
     size = Decimal(fmt(box_size))
     if not size.is_finite() or size <= 0:
         raise InputError(f"box size must be a positive number of pixels, got {box_size}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from cryopick.errors import InputError
 from cryopick.io.box import _EXACT, _corner, _decimal, _plain
-from cryopick.io.coords import Picks, file_stem, fmt, output_dir, read_path
+from cryopick.io.coords import Picks, file_stem, fmt, output_dir, per_micrograph_only, read_path
 from cryopick.particles import Particles
 
 BLOCK = "cryolo"
@@ -123,8 +123,7 @@ def write_cbox(
     """
     if box_size is None:
         raise InputError("the cbox format needs a box size: pass box_size (in original pixels)")
-    if not per_micrograph:
-        raise InputError("the cbox format holds one micrograph per file; per_micrograph must be True")
+    per_micrograph_only("cbox", per_micrograph)
     size = Decimal(fmt(box_size))
     if not size.is_finite() or size <= 0:
         raise InputError(f"box size must be a positive number of pixels, got {box_size}")

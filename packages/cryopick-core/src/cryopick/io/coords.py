@@ -215,6 +215,12 @@ def fmt(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
+def per_micrograph_only(fmt: str, per_micrograph: bool) -> None:
+    """Writers of formats that hold one micrograph per file refuse ``per_micrograph=False``."""
+    if not per_micrograph:
+        raise InputError(f"the {fmt} format holds one micrograph per file; per_micrograph must be True")
+
+
 def output_dir(out: str | Path) -> Path:
     """Create (if needed) and return the output directory ``out``."""
     out = Path(out)

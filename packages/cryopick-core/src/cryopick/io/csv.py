@@ -16,6 +16,7 @@ from cryopick.io.coords import (
     fmt,
     output_dir,
     parse_float,
+    per_micrograph_only,
     read_path,
     text_rows,
 )
@@ -97,8 +98,7 @@ def write_csv(
     list of Path
         The files written.
     """
-    if not per_micrograph:
-        raise InputError("the csv format holds one micrograph per file; per_micrograph must be True")
+    per_micrograph_only("csv", per_micrograph)
     out = output_dir(out)
     diameter = fmt(box_size) if box_size is not None else "0"
     written = []

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from cryopick.errors import InputError
-from cryopick.io.coords import Picks, file_stem, fmt, merge_picks, output_dir
+from cryopick.io.coords import Picks, file_stem, fmt, merge_picks, output_dir, per_micrograph_only
 from cryopick.particles import Particles
 
 SUFFIX = "_info.json"
@@ -194,8 +194,7 @@ def write_eman2(
     list of Path
         The files written.
     """
-    if not per_micrograph:
-        raise InputError("the eman2 format holds one micrograph per file; per_micrograph must be True")
+    per_micrograph_only("eman2", per_micrograph)
     out = output_dir(out)
     files = micrograph_files or {}
     written = []
