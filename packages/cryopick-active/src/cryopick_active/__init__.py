@@ -1,1 +1,1 @@
-"""cryopick-active: active learning for picking (papers/active-learning.md). Registers no components yet."""
+"""cryopick-active: active learning for particle picking with a person in the loop (papers/active-learning.md)."""

@@ -192,7 +192,10 @@ def _run(project: Project, opts: RunOptions, host: PluginHost, paths: list[Path]
                  if truth_path else {})
         eval_names = names
         label_set = "train"
-        if demo:
+        own = getattr(picker, "label_set", None)  # a label set the picker trains on when the run brings none
+        if own and not opts.labels and project.labels(own):
+            label_set = own
+        elif demo:
             n_demo = picker.demo_labels  # the instance's: a picker may decide by its settings
             labels, eval_names = demo_labels(truth, names, n_demo, opts.seed)
             label_set = f"demo-{'all' if n_demo is None else n_demo}"

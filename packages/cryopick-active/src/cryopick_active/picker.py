@@ -1,0 +1,266 @@
+"""The ``active`` picker: per-pixel logistic regression (eq. 1-4) on pretrained features
+(papers/active-learning.md), trained on the labels that ``cryopick active label`` collects.
+
+* **Features**: ``features=hydra`` (default; the trunk of cryopick-hydra's shipped generic model), ``mae``,
+  ``topaz:ID|FILE`` or ``filters`` (see :mod:`cryopick_active.features`), on micrographs downsampled to the
+  provider's scale (``scale=auto``; ``scale=8A`` for the paper's 8 Å/px, ``scale=22px`` for a particle
+  diameter in pixels) and normalised.
+* **Labels**: an answered label (score 1 = particle, 0 = background; the ``active`` label set) marks a square of
+  ``box`` pixels around its centre; coordinates from a file (no score) are particles. Everything else is
+  unlabelled and only enters the expected-pi term.
+* **Picking**: local maxima of the logit map at least ``nms_fraction`` diameters apart, scored by their logit;
+  the default threshold ``fixed:0`` keeps probability >= 0.5.
+
+The stored model carries the feature network's weights with the regression, so it picks anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal
+
+import attrs
+import numpy as np
+
+from cryopick.config import config_to_dict
+from cryopick.errors import ConfigError
+from cryopick.particles import Particles
+from cryopick.picker import ModelState, Picker, TrainingData
+
+#: The project label set that ``cryopick active label`` writes and this picker trains on by default.
+LABEL_SET = "active"
+MODEL_KIND = "cryopick-active/model"
+
+
+@attrs.define
+class ActiveConfig:
+    """Settings of the ``active`` picker; defaults are the paper's (METHODS.md, "Active learning")."""
+
+    #: Feature provider: hydra[:FILE], mae[:FILE], topaz:ID|FILE or filters.
+    features: str = "mae"
+    #: Scale of the micrographs the features see: ``auto`` (the provider's own), ``<A>A`` (pixel size in Å,
+    #: the paper's ``8A``; needs the micrographs' pixel size) or ``<D>px`` (particle diameter in pixels).
+    scale: str = "auto"
+    #: Side (pixels of the feature map) of the square a label marks (the reference's ``Box``).
+    box: int = 5
+    #: L2 weight on the regression weights (eq. 2).
+    l2: float = 1.0
+    #: Expected fraction of particle pixels (eq. 3).
+    pi: float = 0.01
+    #: Weight of the expected-pi penalty (eq. 3).
+    pi_weight: float = 1000.0
+    #: Weigh positive and negative labelled pixels equally in the BCE (eq. 1).
+    balance: bool = True
+    #: Pixels sampled over all micrographs for the expected-pi term and feature standardisation.
+    sample_pixels: int = 50000
+    #: BFGS iterations at most.
+    max_iter: int = 500
+    #: Regions asked per round (the paper: 1 or 10).
+    per_round: int = 10
+    #: ``entropy`` (eq. 5) or ``random`` (the benchmark's baseline).
+    acquisition: Literal["entropy", "random"] = "entropy"
+    #: Picks are logit maxima at least this fraction of the diameter apart.
+    nms_fraction: float = 0.5
+    #: No picks or queries closer than this fraction of the radius to the edge.
+    border_fraction: float = 0.5
+    #: Tile side (px) for the networks.
+    tile: int = 256
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # tests and the plugin contract: fixed filters, nothing to load
+    "tiny": dict(features="filters", sample_pixels=5000, max_iter=200),
+}
+
+_SCALE = re.compile(r"^\s*(auto|([0-9.]+)\s*(a|å|px))\s*$", re.I)
+
+
+def parse_scale(value: str) -> tuple[str, float | None]:
+    """``auto`` -> ("auto", None); ``8A`` -> ("pixel", 8.0); ``22px`` -> ("diameter", 22.0)."""
+    m = _SCALE.match(str(value))
+    if not m:
+        raise ConfigError(f"--set scale={value}: use auto, a pixel size such as 8A, or a diameter such as 22px")
+    if m.group(1).lower() == "auto":
+        return "auto", None
+    number = float(m.group(2))
+    if number <= 0:
+        raise ConfigError(f"--set scale={value}: must be positive")
+    return ("pixel" if m.group(3).lower() in ("a", "å") else "diameter"), number
+
+
+def label_targets(labels: Particles) -> np.ndarray:
+    """1 for particles, 0 for background: a label's score is 1 or 0; labels without a score (from a
+    coordinate file) are particles."""
+    score = np.asarray(labels.score, dtype=np.float64)
+    return np.where(np.isnan(score), 1.0, (score > 0.5).astype(np.float64))
+
+
+def box_pixels(labels: Particles, shape: tuple[int, int], box: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and targets of the pixels the labels mark: a ``box`` x ``box`` square around each
+    (clipped to the image); a pixel marked twice keeps its last label."""
+    h, w = shape
+    half = (int(box) - 1) // 2
+    offs = np.arange(-half, int(box) - half)
+    targets = label_targets(labels)
+    marked: dict[tuple[int, int], float] = {}
+    for x, y, t in zip(labels.x, labels.y, targets):
+        cx, cy = int(round(x)), int(round(y))
+        for dy in offs:
+            for dx in offs:
+                r, c = cy + dy, cx + dx
+                if 0 <= r < h and 0 <= c < w:
+                    marked[(r, c)] = t
+    if not marked:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    keys = np.array(list(marked.keys()))
+    return keys[:, 0], keys[:, 1], np.array(list(marked.values()))
+
+
+class ActivePicker(Picker):
+    """Logistic regression on pretrained per-pixel features, trained from a few answered regions."""
+
+    Config = ActiveConfig
+    presets: ClassVar[dict[str, dict]] = PRESETS
+    default_threshold = "fixed:0"
+    #: A labelled set of the project to train on when a run brings no labels (core reads it).
+    label_set: ClassVar[str] = LABEL_SET
+    #: The demo gives 25 particles of one micrograph (as clicks; no negatives): run ``cryopick active label``
+    #: for the full loop.
+    demo_labels: ClassVar[int | None] = 25
+
+    def __init__(self, config, context=None) -> None:
+        super().__init__(config, context)
+        parse_scale(config.scale)
+        self.provider = None
+        self.model = None
+        self._cache: dict[tuple, np.ndarray] = {}
+        self.resolve_model = None  # set by the label command: stored models by ID (features=topaz:ID)
+
+    # -- features -------------------------------------------------------------------------------------
+    def feature_provider(self):
+        """The feature provider (built once)."""
+        if self.provider is None:
+            from cryopick_active.features import make_provider
+
+            self.provider = make_provider(self.config.features, self.context.device or "cpu", self.resolve_model,
+                                          tile=self.config.tile)
+        return self.provider
+
+    def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
+        kind, value = parse_scale(self.config.scale)
+        provider = self.feature_provider()
+        if kind == "auto" and provider.pixel_size_a and pixel_size_a:
+            kind, value = "pixel", provider.pixel_size_a
+        if kind == "pixel":
+            if not pixel_size_a:
+                raise ConfigError(f"scale={self.config.scale}: the micrographs have no pixel size; pass "
+                                  "--pixel-size, or use scale=auto / scale=<D>px")
+            factor = max(1.0, value / pixel_size_a)
+        else:
+            target = value if kind == "diameter" else provider.diameter_px
+            factor = max(1.0, diameter_px / target)
+        chain = [("downsample", {"factor": round(factor, 4)})]
+        if provider.denoise > 0:
+            chain.append(("lowpass", {"sigma_px": round(provider.denoise * diameter_px / factor, 3)}))
+        return chain + [("normalize", {})]
+
+    def features(self, image: np.ndarray) -> np.ndarray:
+        """``(C, H, W)`` features of a preprocessed image (kept for the process: train and score share them)."""
+        key = (image.shape, hash(np.ascontiguousarray(image).tobytes()))
+        if key not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = self.feature_provider()(image)
+        return self._cache[key]
+
+    def feature_key(self) -> dict:
+        """What cached features depend on (besides the preprocessing)."""
+        return self.feature_provider().identity()
+
+    # -- fitting --------------------------------------------------------------------------------------
+    def pixel_sample(self, feature_maps: list[np.ndarray], seed: int | None = None) -> np.ndarray:
+        """``(m, C)`` features of pixels drawn uniformly from all maps (deterministic given the seed)."""
+        rng = np.random.default_rng(self.context.seed if seed is None else seed)
+        total = sum(f.shape[1] * f.shape[2] for f in feature_maps)
+        parts = []
+        for f in feature_maps:
+            n = f.shape[1] * f.shape[2]
+            m = min(n, max(1, int(round(self.config.sample_pixels * n / max(total, 1)))))
+            idx = rng.choice(n, size=m, replace=False)
+            parts.append(f.reshape(f.shape[0], -1)[:, idx].T)
+        return np.concatenate(parts).astype(np.float64)
+
+    def fit(self, feature_maps: dict[str, np.ndarray], labels: dict[str, Particles],
+            sample: np.ndarray | None = None):
+        """Fit eq. 4 on the labelled squares of ``labels`` (preprocessed pixels, score 1/0/NaN)."""
+        from cryopick_active.model import fit
+
+        xs, ys = [], []
+        for name, lab in labels.items():
+            if lab is None or not len(lab) or name not in feature_maps:
+                continue
+            f = feature_maps[name]
+            rows, cols, t = box_pixels(lab, f.shape[1:], self.config.box)
+            xs.append(f[:, rows, cols].T)
+            ys.append(t)
+        channels = next(iter(feature_maps.values())).shape[0]
+        x = np.concatenate(xs) if xs else np.zeros((0, channels))
+        y = np.concatenate(ys) if ys else np.zeros(0)
+        if sample is None:
+            sample = self.pixel_sample(list(feature_maps.values()))
+        cfg = self.config
+        self.model = fit(x, y, sample, l2=cfg.l2, pi=cfg.pi, pi_weight=cfg.pi_weight, balance=cfg.balance,
+                         max_iter=cfg.max_iter)
+        self.model.info["labels"] = int(sum(len(v) for v in labels.values() if v is not None))
+        return self.model
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("active picker has no model: train() or load() first")
+        return self.model.logits(features)
+
+    def peaks(self, logits: np.ndarray, diameter_px: float) -> Particles:
+        from cryopick.nms import peak_local_max
+
+        return peak_local_max(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
+                              exclude_border=self.config.border_fraction * diameter_px / 2)
+
+    # -- pipeline -------------------------------------------------------------------------------------
+    def train(self, data: TrainingData) -> ModelState:
+        maps = {it.name: self.features(it.image) for it in data.items + data.unlabelled}
+        labels = {it.name: it.labels for it in data.items if it.labels is not None}
+        if not any(len(v) for v in labels.values()):
+            raise ConfigError("the active picker needs labels: run 'cryopick active label' first, or give --labels")
+        self.fit(maps, labels)
+        return self.state()
+
+    def state(self) -> ModelState:
+        arrays, provider_config = self.feature_provider().state()
+        from cryopick_active.features import PREFIX
+
+        out = {PREFIX + k: v for k, v in arrays.items()}
+        out.update(self.model.arrays())
+        return ModelState(out, {"kind": MODEL_KIND, "features": provider_config, "picker": config_to_dict(self.config),
+                                "fit": dict(self.model.info)})
+
+    def load(self, state: ModelState) -> None:
+        from cryopick_active.features import PREFIX, restore_provider
+        from cryopick_active.model import Logistic
+
+        if state.config.get("kind") != MODEL_KIND:
+            raise ConfigError("not an active-learning model (write one with 'cryopick active label')")
+        arrays = {k[len(PREFIX):]: v for k, v in state.arrays.items() if k.startswith(PREFIX)}
+        self.provider = restore_provider(arrays, state.config["features"], self.context.device or "cpu",
+                                         tile=self.config.tile)
+        self.model = Logistic.from_arrays(state.arrays, state.config.get("fit"))
+
+    def facts(self) -> dict:
+        if self.model is None:
+            return {}
+        info = self.model.info
+        return {"features": self.config.features, "labels": info.get("labels"),
+                "labelled pixels": info.get("labelled_pixels")}
+
+    def score(self, image: np.ndarray, diameter_px: float) -> Particles:
+        return self.peaks(self.logits(self.features(image)), diameter_px)
