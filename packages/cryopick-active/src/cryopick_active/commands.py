@@ -110,7 +110,7 @@ def _has_micrographs(path: Path) -> bool:
 def _label(proj, host, picker, micrographs, diameter, pixel_size, oracle_name, truth_path, rounds, k, crops_dir,
            restart) -> dict:
     from cryopick import progress
-    from cryopick.errors import InputError
+    from cryopick.errors import ConfigError, InputError
     from cryopick.particles import Particles
     from cryopick.stages import import_, preprocess
     from cryopick.stages.train import MODEL_SCHEMA_VERSION, model_key
@@ -171,9 +171,14 @@ def _label(proj, host, picker, micrographs, diameter, pixel_size, oracle_name, t
         progress.echo(report.line())
 
     if oracle_name == "napari":
+        try:
+            import napari  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(f"--oracle napari needs napari with a Qt binding: pip install "
+                              f"'cryopick-active[napari]' ({exc}); or use --oracle terminal") from None
         from cryopick_active.napari_widget import run_napari
 
-        run_napari(session, k, rounds, on_round=save_round)
+        run_napari(session, k, rounds, on_round=save_round, export_dir=Path(proj.store.path).parent / "active-picks")
     else:
         for _ in range(rounds):
             report = session.run_round(oracle, k)

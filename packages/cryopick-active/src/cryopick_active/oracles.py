@@ -147,6 +147,7 @@ class TerminalOracle:
     input_fn: object = input
     out: object = None
     round: int = 0
+    stopped: bool = False  # the person answered q: the loop ends after this round
 
     def ask(self, queries: list[Query], session) -> list[Answer]:
         out = self.out or sys.stderr
@@ -163,12 +164,18 @@ class TerminalOracle:
             if draw:
                 print(render_blocks(grey), file=out, flush=True)
             while True:
-                reply = str(self.input_fn("particle? [y]es / [n]o / [s]kip / [q]uit: ")).strip().lower()
+                # the prompt goes to stderr with the crops: stdout stays clean for --json
+                print("particle? [y]es / [n]o / [s]kip / [q]uit: ", end="", file=out, flush=True)
+                try:
+                    reply = str(self.input_fn("")).strip().lower()
+                except EOFError:  # input closed: stop
+                    reply = "q"
                 if reply in ("y", "yes", "n", "no", "s", "skip", "", "q", "quit"):
                     break
                 print("answer y, n, s or q", file=out, flush=True)
             if reply in ("q", "quit"):
-                return answers or []
+                self.stopped = True
+                return answers
             positive = True if reply.startswith("y") else False if reply.startswith("n") else None
             answers.append(Answer(q.name, q.x, q.y, positive))
         return answers

@@ -177,6 +177,10 @@ class ActiveSession:
         answers = oracle.ask(queries, self)
         if not answers:
             return None
+        return self.finish_round(answers)
+
+    def finish_round(self, answers: list[Answer]) -> RoundReport:
+        """Add a round's answers, refit, evaluate and record the round's report."""
         self.asked += len(answers)
         self.add(answers)
         t0 = time.perf_counter()

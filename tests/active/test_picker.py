@@ -1,0 +1,60 @@
+"""The active picker through the pipeline contract, its stored model, and the plugin's entry module."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cryopick.errors import ConfigError
+from cryopick.host import build_host
+from cryopick.particles import Particles
+from cryopick.picker import TrainingData, TrainingItem
+from cryopick.pickers import make_picker
+from cryopick.testing import check_picker_contract
+
+HOST = build_host()
+
+
+def test_contract_with_labels_from_a_file(simulated_micrograph):
+    mic = simulated_micrograph
+    cands = check_picker_contract(HOST, "active", mic.image, mic.truth, diameter_px=24.0, settings={"preset": "tiny"})
+    assert len(cands) > 0
+
+
+def test_train_then_load_gives_the_same_scores(simulated_micrograph):
+    mic = simulated_micrograph
+    picker = make_picker(HOST, "active", {"preset": "tiny"}, "cpu", 0)
+    labels = Particles(np.r_[mic.truth.x[:4], 20.0, 200.0], np.r_[mic.truth.y[:4], 230.0, 20.0], [1, 1, 1, 1, 0, 0])
+    state = picker.train(TrainingData([TrainingItem("m", mic.image, labels)], 24.0))
+    fresh = make_picker(HOST, "active", {"preset": "tiny"}, "cpu", 0)
+    fresh.load(state)
+    a, b = picker.score(mic.image, 24.0), fresh.score(mic.image, 24.0)
+    np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
+    assert state.config["fit"]["positive_pixels"] == 4 * 25  # four 5 x 5 squares
+
+
+def test_without_labels_it_says_how_to_get_them(simulated_micrograph):
+    picker = make_picker(HOST, "active", {"preset": "tiny"}, "cpu", 0)
+    with pytest.raises(ConfigError, match="cryopick active label"):
+        picker.train(TrainingData([TrainingItem("m", simulated_micrograph.image, Particles.empty())], 24.0))
+
+
+@pytest.mark.parametrize("scale, pixel, factor", [("auto", 4.0, 1.5), ("8A", 4.0, 2.0), ("12px", None, 2.0)])
+def test_scale_setting_chooses_the_downsampling(scale, pixel, factor):
+    picker = make_picker(HOST, "active", {"preset": "tiny", "scale": scale}, "cpu", 0)
+    chain = picker.preprocessing(24.0, pixel)
+    assert chain[0] == ("downsample", {"factor": factor}) and chain[-1][0] == "normalize"
+
+
+def test_bad_scale_and_missing_pixel_size_are_config_errors():
+    with pytest.raises(ConfigError, match="scale=8 parsecs"):
+        make_picker(HOST, "active", {"scale": "8 parsecs"}, "cpu", 0)
+    picker = make_picker(HOST, "active", {"preset": "tiny", "scale": "8A"}, "cpu", 0)
+    with pytest.raises(ConfigError, match="--pixel-size"):
+        picker.preprocessing(24.0, None)
+
+
+def test_entry_module_imports_no_torch():
+    code = "import sys, cryopick_active.plugin; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
