@@ -69,13 +69,16 @@ class ActiveSession:
     """
 
     def __init__(self, picker, items: list[Item], diameter_px: float, labels: dict[str, Particles] | None = None,
-                 truth: dict[str, Particles] | None = None, eval_names: list[str] | None = None, seed: int = 0):
+                 truth: dict[str, Particles] | None = None, eval_names: list[str] | None = None, seed: int = 0,
+                 query_names: list[str] | None = None):
         self.picker = picker
         self.items = {it.name: it for it in items}
         self.diameter_px = float(diameter_px)
         self.labels: dict[str, Particles] = {n: p for n, p in (labels or {}).items() if n in self.items}
         self.truth = truth
         self.eval_names = eval_names if eval_names is not None else sorted(self.items)
+        #: micrographs the questions are about (default all; the benchmark asks on its training micrographs)
+        self.query_names = query_names if query_names is not None else sorted(self.items)
         self.rng = np.random.default_rng(seed)
         self.sample = picker.pixel_sample([it.features for it in items], seed)
         self.reports: list[RoundReport] = []
@@ -143,11 +146,12 @@ class ActiveSession:
         blob detector at the particle size, spread over the micrographs."""
         strategy = strategy or self.picker.config.acquisition
         if strategy == "random":
-            shapes = {n: it.image.shape for n, it in self.items.items()}
+            shapes = {n: self.items[n].image.shape for n in self.query_names}
             return random_queries(shapes, k, self.rng, self.labels, self.diameter_px, self.border_px)
         if not self.labels or self.model is None:
             return self._cold_start(k)
-        return entropy_queries(self.logit_maps(), k, self.diameter_px, self.labels, self.border_px)
+        maps = {n: self.picker.logits(self.items[n].features) for n in self.query_names}
+        return entropy_queries(maps, k, self.diameter_px, self.labels, self.border_px)
 
     def _cold_start(self, k: int) -> list[Query]:
         from cryopick.pickers.dog import DoGConfig, DoGPicker
@@ -155,7 +159,8 @@ class ActiveSession:
         provider = self.picker.feature_provider()
         dog = DoGPicker(DoGConfig(auto_cut=False))
         per_mic = {}
-        for n, it in self.items.items():
+        for n in self.query_names:
+            it = self.items[n]
             prior = provider.prior(it.image, self.diameter_px)
             if prior is None:
                 prior = dog.score(it.image, self.diameter_px)
