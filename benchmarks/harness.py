@@ -146,6 +146,8 @@ class Split:
             return f"sparse: {self.k}/mic on {len(self.train)} mic(s) ({n})"
         if self.setting == "exemplars":
             return f"{n} exemplars, 1 mic"
+        if self.setting == "zero":
+            return "none (zero-shot)"
         return self.k and f"{n} exemplars (first mic)" or f"truth of {len(self.train)} mic(s)"
 
 
@@ -158,7 +160,8 @@ def protocol_split(ds: Dataset, setting: str, k: int | None, seed: int, full_exe
     - ``exemplars``: the same draw, kept on the first micrograph only (k = 15 by default); the other training
       micrographs are left out of the run altogether (neither labelled nor scored);
     - ``full`` (the harness's old protocol): all truth on the first third of the micrographs, or, with
-      ``full_exemplars``, that many truth particles of the first micrograph; every other micrograph is scored.
+      ``full_exemplars``, that many truth particles of the first micrograph; every other micrograph is scored;
+    - ``zero``: no labels (zero-shot pickers); run and scored on the test micrographs of the other settings.
     """
     truth = read_truth(ds.truth)
     stems = [m.stem for m in ds.micrographs]  # Dataset.micrographs is sorted by file name
@@ -179,6 +182,8 @@ def protocol_split(ds: Dataset, setting: str, k: int | None, seed: int, full_exe
     n = n_train_micrographs(len(stems))
     if len(stems) <= n:
         raise SystemExit(f"{ds.name}: {len(stems)} micrograph(s): none left to test after {n} for training")
+    if setting == "zero":  # no labels at all; the same test micrographs as the other settings
+        return Split(setting, 0, seed, {}, [], stems[n:], stems[n:], true_count(stems[:n]))
     train_mics = stems[:n] if setting == "sparse" else stems[:1]
     df = truth_frame(ds.truth)
     df = df.assign(_stem=[Path(str(m)).stem for m in df["rlnMicrographName"]])
@@ -283,7 +288,8 @@ def run_cryopick(picker: str, ds: Dataset, setting: str, seed: int, work: Path, 
     for stem in split.run:
         (mic_dir / by_stem[stem].name).symlink_to(by_stem[stem].resolve())
     cmd = [sys.executable, "-m", "cryopick.cli.main", "-q", "run", "--picker", picker,
-           "--micrographs", str(mic_dir / "*.mrc"), "--labels", str(labels), "--truth", str(ds.truth),
+           "--micrographs", str(mic_dir / "*.mrc"), *(["--labels", str(labels)] if split.labels else []),
+           "--truth", str(ds.truth),
            "--diameter", f"{ds.diameter_px:g}", "--out", str(d / "out"), "--device", args.device,
            "--match", args.match, "--seed", str(seed), "--json", *picker_settings(args.set, picker)]
     matched = args.topaz_em_scale or (args.topaz_em_matched and getattr(args, "topaz_exe_found", None))
@@ -705,7 +711,9 @@ def parse_args(argv=None):
     p.add_argument("--labels", default="sparse",
                    help="comma-separated label settings: sparse (K per training micrograph on the first N), "
                         "exemplars (K from the first micrograph), full (old: truth of the first third, or the "
-                        "picker's few-shot count from the first micrograph); default: sparse")
+                        "picker's few-shot count from the first micrograph), zero (no labels: zero-shot pickers "
+                        "such as hydra and dog, run and scored on sparse's test micrographs; topaz-em is skipped); "
+                        "default: sparse")
     p.add_argument("--label-k", type=int, default=None,
                    help="K: labels per training micrograph (sparse, default 25) or exemplars (default 15)")
     p.add_argument("--exemplars", type=int, default=None,
@@ -746,9 +754,9 @@ def parse_args(argv=None):
         a.n_micrographs, a.size = 3, 512
         a.particles = min(a.particles, 25)
     a.settings = [x.strip() for x in a.labels.split(",") if x.strip()]
-    bad = [x for x in a.settings if x not in ("sparse", "exemplars", "full")]
+    bad = [x for x in a.settings if x not in ("sparse", "exemplars", "full", "zero")]
     if bad:
-        p.error(f"--labels: unknown setting(s) {bad}; choose from sparse, exemplars, full")
+        p.error(f"--labels: unknown setting(s) {bad}; choose from sparse, exemplars, full, zero")
     a.seed_list = [int(x) for x in a.seeds.split(",") if x.strip()] if a.seeds else [a.seed]
     return a
 
@@ -836,7 +844,7 @@ def main(argv=None) -> int:
                                                     if r["status"] == "ok" else f": {r.get('error', '')}"),
                               file=sys.stderr, flush=True)
                         rows.append(r)
-                if topaz_exe:
+                if topaz_exe and setting != "zero":  # topaz-em needs labels
                     for seed in args.seed_list:
                         print(f"{ds.name} [{setting}, seed {seed}]: topaz-em ...", file=sys.stderr, flush=True)
                         try:
