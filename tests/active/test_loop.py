@@ -13,23 +13,18 @@ from cryopick_active.session import ActiveSession, Item
 HOST = build_host()
 
 
-def _session(acquisition="entropy", seed=0):
-    picker = make_picker(HOST, "active", {"preset": "tiny", "acquisition": acquisition}, "cpu", seed)
-    config = SimulationConfig(shape=(256, 256), n_micrographs=2, particles_per_micrograph=25, diameter_px=24.0,
-                              snr=0.05, seed=5, nuisances=True)
-    items, truth = [], {}
-    for i in range(2):
-        mic = simulate_micrograph(config, i)
-        pre = preprocess_image(picker, mic.image, 24.0, 4.0)
-        items.append(Item(mic.name, pre.image, picker.features(pre.image), pre.factor))
-        truth[mic.name] = mic.truth.scaled(pre.factor)
-    d = 24.0 / items[0].factor[0]
-    return ActiveSession(picker, items, d, truth=truth, seed=seed), SimulatedOracle(truth, d)
+@pytest.fixture(scope="module")
+def make(simulated_session):
+    def session(acquisition="entropy", seed=0):
+        session, truth = simulated_session(acquisition, seed)
+        return session, SimulatedOracle(truth, session.diameter_px)
+
+    return session
 
 
 @pytest.fixture(scope="module")
-def entropy_rounds():
-    session, oracle = _session()
+def entropy_rounds(make):
+    session, oracle = make()
     session.fit()
     before = session.evaluate()["ap"]
     reports = [session.run_round(oracle, 5) for _ in range(6)]
@@ -55,16 +50,16 @@ def test_loop_asks_about_both_classes_and_never_twice(entropy_rounds):
         assert d[np.triu_indices(len(p), 1)].min() > 0.5 if len(p) > 1 else True
 
 
-def test_random_acquisition_baseline_asks_random_places():
-    session, oracle = _session("random")
+def test_random_acquisition_baseline_asks_random_places(make):
+    session, oracle = make("random")
     report = session.run_round(oracle, 5)
     assert report.labels == 5 and report.asked == 5
     # random places are mostly background on a micrograph this sparse
     assert report.negatives >= report.positives
 
 
-def test_the_loop_is_deterministic(entropy_rounds):
+def test_the_loop_is_deterministic(entropy_rounds, make):
     _, reports, _ = entropy_rounds
-    session, oracle = _session()
+    session, oracle = make()
     again = [session.run_round(oracle, 5) for _ in range(2)]
     assert [r.ap for r in again] == [r.ap for r in reports[:2]]

@@ -15,23 +15,8 @@ pytest.importorskip("pytestqt")
 
 
 @pytest.fixture
-def session():
-    from cryopick.host import build_host
-    from cryopick.pickers import make_picker
-    from cryopick.simulate import SimulationConfig, simulate_micrograph
-    from cryopick.stages.preprocess import preprocess_image
-    from cryopick_active.session import ActiveSession, Item
-
-    picker = make_picker(build_host(), "active", {"preset": "tiny"}, "cpu", 0)
-    config = SimulationConfig(shape=(192, 192), n_micrographs=2, particles_per_micrograph=12, diameter_px=24.0,
-                              snr=0.3, seed=3, nuisances=False)
-    items, truth = [], {}
-    for i in range(2):
-        mic = simulate_micrograph(config, i)
-        pre = preprocess_image(picker, mic.image, 24.0, 4.0)
-        items.append(Item(mic.name, pre.image, picker.features(pre.image), pre.factor))
-        truth[mic.name] = mic.truth.scaled(pre.factor)
-    return ActiveSession(picker, items, 24.0 / items[0].factor[0], truth=truth), truth
+def session(simulated_session):
+    return simulated_session(shape=(192, 192), particles=12, snr=0.3, sim_seed=3, nuisances=False)
 
 
 def test_widget_opens_takes_clicks_retrains_and_exports(qtbot, session, tmp_path):
