@@ -89,8 +89,8 @@ def run_loop(ds: Dataset, train: list[Path], test: list[Path], acquisition: str,
 def run_topaz(ds: Dataset, train: list[Path], test: list[Path], n: int, seed: int, settings: list[str],
               work: Path) -> dict:
     """topaz on ``n`` truth particles drawn at random from the training micrographs (through the CLI)."""
-    import starfile
     import pandas as pd
+    import starfile
 
     truth = read_truth(ds.truth)
     rows = [(p.stem, x, y) for p in train for x, y in truth.get(p.stem, np.zeros((0, 2)))]

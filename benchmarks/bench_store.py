@@ -149,7 +149,7 @@ def main() -> None:
               f"median of {args.repeats}:")
         print("| project | size | micrographs | import s | pick s | total s | project grew by |")
         print("|---|---|---|---|---|---|---|")
-        for label, project in projects.items():
+        for label in projects:
             imp = statistics.median(t[0] for t in times[label])
             pick = statistics.median(t[1] for t in times[label])
             n_mics = f"{counts[label]}-{counts[label] + args.repeats - 1}"

@@ -4,11 +4,7 @@ import numpy as np
 import pytest
 
 from cryopick.host import build_host
-from cryopick.pickers import make_picker
-from cryopick.simulate import SimulationConfig, simulate_micrograph
-from cryopick.stages.preprocess import preprocess_image
 from cryopick_active.oracles import SimulatedOracle
-from cryopick_active.session import ActiveSession, Item
 
 HOST = build_host()
 

@@ -157,7 +157,7 @@ def test_picks_cs_conforms(tmp_path, per_micrograph):
         assert dtype.shape == shape, field
     assert len(np.unique(data["uid"])) == len(data) == sum(len(p) for p in picks.values())  # across files
     start = 0
-    for i, (name, p) in enumerate(picks.items()):
+    for i, p in enumerate(picks.values()):
         block = data[start:start + len(p)]
         start += len(p)
         assert (block["location/micrograph_uid"] == np.uint64(UIDS[i])).all()

@@ -216,7 +216,7 @@ def test_write_relion_layout_conforms(tmp_path):
                        micrographs_list="CtfFind/job003/micrographs_ctf.star")
     expected = [out / f"Movies/mic_{i:03d}_autopick.star" for i in range(3)]
     assert files == [*expected, out / "autopick.star", out / "coords_suffix_autopick.star"]
-    for target, (mic, p) in zip(expected, picks.items()):
+    for target, p in zip(expected, picks.values()):
         blocks = starfile.read(target, always_dict=True)
         assert list(blocks) == [""]  # data_
         table = blocks[""]

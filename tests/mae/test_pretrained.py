@@ -30,9 +30,9 @@ def test_shipped_weights_are_small_float16_and_say_what_they_were_trained_on(shi
 
 
 def test_cpu_default_starts_from_the_shipped_weights(shipped, simulated_micrograph):
+    from cryopick.host import build_host
     from cryopick.picker import TrainingData, TrainingItem
     from cryopick.pickers import make_picker
-    from cryopick.host import build_host
 
     picker = make_picker(build_host(), "mae", {"finetune_steps": "0"}, "cpu", 0)
     assert picker.config.checkpoint == BUILTIN

@@ -17,7 +17,6 @@ torch is imported inside the command, so ``cryopick --help`` stays fast.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
@@ -63,8 +62,8 @@ def label_command(ctx, project, micrographs, diameter, pixel_size, oracle, truth
     from cryopick.cli.context import get_host
     from cryopick.errors import InputError
     from cryopick.fsutil import ensure_writable_file
-    from cryopick.pipeline import open_project
     from cryopick.pickers import make_picker
+    from cryopick.pipeline import open_project
 
     host = get_host(ctx)
     values = settings_dict(settings)
@@ -110,11 +109,11 @@ def _has_micrographs(path: Path) -> bool:
 def _label(proj, host, picker, micrographs, diameter, pixel_size, oracle_name, truth_path, rounds, k, crops_dir,
            restart) -> dict:
     from cryopick import progress
+    from cryopick.config import config_to_dict
     from cryopick.errors import ConfigError, InputError
     from cryopick.particles import Particles
     from cryopick.stages import import_, preprocess
     from cryopick.stages.train import MODEL_SCHEMA_VERSION, model_key
-    from cryopick.config import config_to_dict
     from cryopick_active import store
     from cryopick_active.picker import LABEL_SET
     from cryopick_active.session import ActiveSession, Item

@@ -88,8 +88,8 @@ def to_grey(crop: np.ndarray) -> np.ndarray:
 
 def write_png(path: Path, grey: np.ndarray, upscale: int = 4) -> Path:
     """Write a grey image as PNG (nearest-neighbour upscaled) with a circle of the query's centre."""
-    import zlib
     import struct
+    import zlib
 
     img = np.kron(grey, np.ones((upscale, upscale), dtype=np.uint8))
     h, w = img.shape

@@ -49,7 +49,6 @@ def pretrain_command(ctx, micrographs, diameter, out, preset, epochs, regions_pe
 
     from cryopick.cli.context import get_host
     from cryopick.config import config_to_dict, parse_diameter, parse_settings
-    from cryopick.errors import InputError
     from cryopick.fsutil import ensure_writable_file
     from cryopick.io.micrographs import expand_micrographs, read_micrograph
     from cryopick.picker import ModelState

@@ -38,10 +38,9 @@ def export(ctx, project, run_id, fmt, out, per_micrograph, candidates, exposures
     """Export picks from PROJECT."""
     from cryopick.cli.context import get_host
     from cryopick.errors import InputError
+    from cryopick.fsutil import ensure_writable_dir
     from cryopick.pipeline import open_project
     from cryopick.stages.export import export_picks
-
-    from cryopick.fsutil import ensure_writable_dir
 
     host = get_host(ctx)
     host.exporters.get(fmt)

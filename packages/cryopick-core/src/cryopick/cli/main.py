@@ -16,7 +16,6 @@ import click
 from cryopick import __version__, progress
 from cryopick.errors import CryopickError
 
-
 _VERBOSE = ("--verbose", "-v")
 _QUIET = ("--quiet", "-q")
 

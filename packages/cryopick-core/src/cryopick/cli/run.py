@@ -26,8 +26,8 @@ from cryopick.cli.options import (
     executor_options,
     micrographs_option,
     picker_options,
-    source_project_options,
     settings_dict,
+    source_project_options,
     threshold_options,
 )
 

@@ -44,10 +44,9 @@ def simulate(out_dir, species, n_micrographs, size, particles, diameter, pixel_s
     from pathlib import Path
 
     from cryopick.errors import InputError
+    from cryopick.fsutil import ensure_writable_dir
     from cryopick.progress import echo
     from cryopick.simulate import SUITE, SimulationConfig, simulate_dataset, suite_configs
-
-    from cryopick.fsutil import ensure_writable_dir
 
     ensure_writable_dir(out_dir, "--out")
     if not suite and species not in SUITE:

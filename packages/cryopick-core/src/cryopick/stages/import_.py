@@ -15,7 +15,6 @@ from cryopick.io.micrographs import MICROGRAPH_SUFFIXES as MICROGRAPH_SUFFIXES
 from cryopick.particles import Particles
 
 
-
 def expand_micrographs(pattern) -> list[Path]:
     """The micrograph files ``--micrographs`` names (folders, globs, several files), sorted; see
     :func:`cryopick.io.micrographs.expand_micrographs`."""
