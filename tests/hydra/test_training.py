@@ -112,10 +112,12 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     assert not resume_path(out).exists()
 
 
-def test_zero_shot_without_a_model_says_what_to_do():
+def test_zero_shot_without_a_model_says_what_to_do(monkeypatch):
+    import cryopick_hydra.picker as hp
     from cryopick.errors import ConfigError
     from cryopick.picker import TrainingData, TrainingItem
 
+    monkeypatch.setattr(hp, "BUILTIN_FILE", "not-installed.h5")  # an installation without the shipped model
     picker = make_picker(HOST, "hydra", {}, device="cpu", seed=0)
     assert not picker.needs_labels
     image = np.zeros((64, 64), np.float32)
@@ -173,3 +175,25 @@ def test_demo_run_picks_zero_shot_with_a_model(trained, tmp_path):
     # no labels: every demo micrograph is picked and evaluated against its truth
     assert summary["micrographs"] == 6 and summary["model"]["hydra head"] == "generic"
     assert summary["evaluation"]["n_truth"] == 6 * 40 and summary["evaluation"]["recall"] is not None
+
+
+def test_training_continues_from_a_model(trained, tmp_path):
+    """``init`` (``cryopick hydra train --init``): training starts from the model's trunk and generic head."""
+    from cryopick.weights import load_weights
+    from cryopick_hydra.multitrain import MultiTrainSettings, train_multi
+
+    out, _ = trained
+    init = load_weights(out)
+    picker = _picker(trunk_channels="4")  # ignored: the architecture is the model's
+    data = _datasets(picker, np.random.default_rng(1))
+    state = train_multi(picker, data, tmp_path / "more.h5", MultiTrainSettings(phase1_steps=0, phase2_steps=0),
+                        init=init)
+    assert state.config["architecture"] == init.config["architecture"]
+    assert state.config["init"]["fingerprint"] and state.config["init"]["trained_on"] == init.config["trained_on"]
+    kept = [k for k in init.arrays if k.startswith("trunk.") or k.startswith("heads.generic.")]
+    assert kept and sorted(state.arrays) == sorted(kept)
+    for k in kept:  # no steps: exactly the model it started from
+        np.testing.assert_array_equal(state.arrays[k], init.arrays[k])
+    steps = MultiTrainSettings(phase1_steps=2, phase2_steps=0, crop=96, batch=2, eval_every=0)
+    moved = train_multi(picker, data, tmp_path / "more2.h5", steps, init=init)
+    assert any(not np.array_equal(moved.arrays[k], init.arrays[k]) for k in kept)

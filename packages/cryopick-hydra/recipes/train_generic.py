@@ -95,6 +95,10 @@ def main(argv=None) -> int:
     ap.add_argument("--validation", type=int, default=1, help="held-out micrographs per set")
     ap.add_argument("--max-minutes", type=float, default=110.0,
                     help="scale the steps down so that training should end within this time (a 10-step pilot)")
+    ap.add_argument("--phase1-lr", type=float, default=1e-3)
+    ap.add_argument("--restart-steps", type=int, default=400, help="period of phase 1's cosine warm restarts")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from this model's trunk and generic head (a file this recipe wrote)")
     ap.add_argument("--keep-dataset-heads", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -134,7 +138,9 @@ def main(argv=None) -> int:
     print(f"{len(datasets)} data sets ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     settings = MultiTrainSettings(phase1_steps=args.phase1_steps, phase2_steps=args.phase2_steps, crop=cfg.crop,
-                                  batch=cfg.batch, eval_every=args.eval_every, lambda_bias=cfg.lambda_bias)
+                                  batch=cfg.batch, eval_every=args.eval_every, lambda_bias=cfg.lambda_bias,
+                                  phase1_lr=args.phase1_lr, restart_steps=args.restart_steps)
+    init = load_weights(args.init) if args.init is not None else None
     # a timing pilot on a throw-away network: scale the steps to fit --max-minutes (validations included)
     pilot = picker.context.load("backbone", "hydra")(**picker._architecture())
     heads = {d.name: "generic" for d in datasets}
@@ -156,7 +162,9 @@ def main(argv=None) -> int:
     record = {"recipe": "packages/cryopick-hydra/recipes/train_generic.py", "preset": args.preset,
               "code_version": code_version(REPO), "sim_per_config": args.sim_per_config, "excluded": sorted(exclude),
               "seconds_per_step": round(per_step, 3)}
-    state = train_multi(picker, datasets, args.out, settings, record=record, seed=args.seed)
+    if init is not None:
+        record["init_file"] = args.init.name
+    state = train_multi(picker, datasets, args.out, settings, record=record, seed=args.seed, init=init)
     if not args.keep_dataset_heads:  # the shipped file needs the trunk and the generic head only
         state = load_weights(args.out)
         arrays = {k: v for k, v in state.arrays.items() if k.startswith("trunk.") or k.startswith("heads.generic.")}

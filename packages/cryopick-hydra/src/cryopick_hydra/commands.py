@@ -139,11 +139,14 @@ def _labelled_micrographs(spec: dict):
               help="Micrographs of each data set held out for validation AP.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="hydra picker settings (crop, batch, trunk_channels, head_widths, lambda_bias ...).")
+@click.option("--init", "init_model", default=None, metavar="MODEL",
+              help="Start from this model's trunk and generic head ('builtin': the one shipped with cryopick-hydra; "
+                   "or a file from this command) and train it further on these data sets.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def train_command(ctx, datasets, out, preset, phase1_steps, phase2_steps, eval_every, validation, settings, device,
-                  seed):
+def train_command(ctx, datasets, out, preset, phase1_steps, phase2_steps, eval_every, validation, settings, init_model,
+                  device, seed):
     """Train a HydraPicker model on several labelled data sets (phase 1: one generic head; phase 2: a head per
     data set tied to the generic head) and write it (HDF5), for ``cryopick run --picker hydra --set
     checkpoint=OUT``. A killed run continues from OUT.resume.h5 when started again with the same arguments."""
@@ -165,6 +168,11 @@ def train_command(ctx, datasets, out, preset, phase1_steps, phase2_steps, eval_e
         values["preset"] = preset
     picker = make_picker(get_host(ctx), "hydra", values, device, seed)
     cfg = picker.config
+    init = None
+    if init_model:
+        picker.config.checkpoint = init_model
+        init = picker.checkpoint_state()  # a clear error when it is not a hydra model
+        picker.config.checkpoint = NONE
     rng = np.random.default_rng(seed)
     data = [load_dataset(picker, s, cfg.crop, validation, rng) for s in specs]
     for d in data:
@@ -172,7 +180,7 @@ def train_command(ctx, datasets, out, preset, phase1_steps, phase2_steps, eval_e
              f"{len(d.validation)} for validation, particles {d.diameter_px:.1f} px after rescaling")
     run = MultiTrainSettings(phase1_steps=phase1_steps, phase2_steps=phase2_steps, crop=cfg.crop, batch=cfg.batch,
                              eval_every=eval_every, lambda_bias=cfg.lambda_bias)
-    state = train_multi(picker, data, out, run, seed=seed,
+    state = train_multi(picker, data, out, run, seed=seed, init=init,
                         record={"datasets": [{k: (str(v) if v is not None else None) for k, v in s.items()}
                                              for s in specs], "picker": dict(values)})
     best = state.config["best"] or {}

@@ -44,6 +44,17 @@ class MultiTrainSettings:
     float16: bool = True
 
 
+def _fingerprint(state: ModelState) -> str:
+    """A short hash of a model's arrays (tells a resumed run that it continues from the same ``init``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state.arrays):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(state.arrays[k]).tobytes())
+    return h.hexdigest()[:16]
+
+
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.h5")
 
@@ -76,10 +87,12 @@ def _mean(values) -> float:
 
 
 def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: MultiTrainSettings, *,
-                record: dict | None = None, seed: int = 0) -> ModelState:
+                record: dict | None = None, seed: int = 0, init: ModelState | None = None) -> ModelState:
     """Train a HydraPicker model on ``datasets`` (two phases, §4.3) and write it to ``out`` (HDF5); resumes
     from ``OUT.resume.h5`` when a previous run was killed. ``picker`` (a ``hydra`` picker) gives the
-    architecture and the losses; ``record`` is stored in the file (what it was trained on, code version)."""
+    architecture and the losses; ``record`` is stored in the file (what it was trained on, code version).
+    ``init``: a model (``cryopick hydra train``'s) whose trunk and generic head training starts from, to
+    train it further (its architecture replaces the picker's)."""
 
     from cryopick.torchutil import seed_everything
     from cryopick.weights import load_weights, save_weights
@@ -96,11 +109,17 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
     losses = picker._losses()
     losses.lambda_bias = settings.lambda_bias
     # as stored in the resume file's JSON (tuples become lists)
+    architecture = init.config["architecture"] if init is not None else picker._architecture()
     identity = json.loads(json.dumps({"datasets": names, "settings": attrs.asdict(settings),
-                                      "architecture": picker._architecture(), "seed": seed}))
+                                      "architecture": architecture, "seed": seed,
+                                      "init": _fingerprint(init) if init is not None else None}))
 
     seed_everything(seed)  # the initial weights
-    net = picker.context.load("backbone", "hydra")(**picker._architecture())
+    if init is not None:
+        keep = {k: v for k, v in init.arrays.items() if k.startswith("trunk.") or k.startswith(f"heads.{GENERIC}.")}
+        net = net_from_state({k: np.asarray(v, np.float32) for k, v in keep.items()}, architecture, [GENERIC])
+    else:
+        net = picker.context.load("backbone", "hydra")(**architecture)
     phase, step, best, history, evaluations = 1, 0, None, [], []
     opt_state = None
     resume = resume_path(out)
@@ -180,6 +199,9 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
               "settings": attrs.asdict(settings), "best": best[1] if best is not None else None,
               "threshold": best[1]["threshold"] if best is not None else None,
               "evaluations": evaluations, "seed": seed,
+              "init": ({"fingerprint": identity["init"], "trained_on": init.config.get("trained_on"),
+                        "best": init.config.get("best"), "settings": init.config.get("settings")}
+                       if init is not None else None),
               "final_loss": float(np.mean([r["loss"] for r in history[-20:]])) if history else None,
               **(record or {})}
     state = ModelState(arrays, config)
