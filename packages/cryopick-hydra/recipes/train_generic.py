@@ -18,6 +18,19 @@ phase 1 of 2000 and phase 2 of 400 minibatches of 8 crops of 128 px, meant to fi
     python packages/cryopick-hydra/recipes/train_generic.py --aspire-dir /tmp/aspire-data \\
         --out packages/cryopick-hydra/src/cryopick_hydra/pretrained/hydra-generic.h5
 
+The shipped model (2026-11-30) left out the real sets (for zero-shot benchmarks on them), two simulated species and
+the ASPIRE volume the benchmarks use (seed 0); its ASPIRE training sets are two other volumes::
+
+    python benchmarks/aspire_sim.py --out /tmp/aspire-train/v11 --seed 11 --snr 0.01 --volume-size 64 \
+        --blobs 40 --micrographs 5
+    python benchmarks/aspire_sim.py --out /tmp/aspire-train/v12 --seed 12 --snr 0.007 --volume-size 100 \
+        --blobs 80 --micrographs 5 --particles 60
+    # one folder with both sets (v11-snr0.01 -> ../v11/aspire-snr0.01, v12-snr0.007 -> ../v12/aspire-snr0.007)
+    python packages/cryopick-hydra/recipes/train_generic.py --aspire-dir /tmp/aspire-train/all \
+        --exclude real:empiar-10028-ribosome --exclude real:empiar-10059-trpv1 \
+        --exclude real:empiar-10146-apoferritin --exclude sim:dumbbell --exclude sim:c7_ring \
+        --eval-every 300 --max-minutes 100 --out hydra-generic.h5
+
 The file records what it was trained on, the settings, the validation AP history and the code version
 (git commit). Weights are float16 arrays in HDF5 (no pickle); only the generic head is kept unless
 ``--keep-dataset-heads``.
