@@ -1,8 +1,9 @@
 """The ``active`` picker: per-pixel logistic regression (eq. 1-4) on pretrained features
 (papers/active-learning.md), trained on the labels that ``cryopick active label`` collects.
 
-* **Features**: ``features=hydra`` (default; the trunk of cryopick-hydra's shipped generic model), ``mae``,
-  ``topaz:ID|FILE`` or ``filters`` (see :mod:`cryopick_active.features`), on micrographs downsampled to the
+* **Features**: ``features=filters`` (default: the most accurate in benchmarks/bench_active.py on the three
+  real sets, ahead of the shipped networks), ``hydra`` (the trunk of cryopick-hydra's shipped generic model),
+  ``mae`` or ``topaz:ID|FILE`` (see :mod:`cryopick_active.features`), on micrographs downsampled to the
   provider's scale (``scale=auto``; ``scale=8A`` for the paper's 8 Å/px, ``scale=22px`` for a particle
   diameter in pixels) and normalised.
 * **Labels**: an answered label (score 1 = particle, 0 = background; the ``active`` label set) marks a square of
@@ -36,8 +37,10 @@ MODEL_KIND = "cryopick-active/model"
 class ActiveConfig:
     """Settings of the ``active`` picker; defaults are the paper's (METHODS.md, "Active learning")."""
 
-    #: Feature provider: hydra[:FILE], mae[:FILE], topaz:ID|FILE or filters.
-    features: str = "mae"
+    #: Feature provider: filters, hydra[:FILE], mae[:FILE] or topaz:ID|FILE. ``filters`` (no model file) is the
+    #: default because it gave the best AP on all three real sets (docs/benchmarks.md); the paper uses a
+    #: pretrained topaz network, which cryopick cannot ship (GPL): ``topaz:ID`` takes an imported one.
+    features: str = "filters"
     #: Scale of the micrographs the features see: ``auto`` (the provider's own), ``<A>A`` (pixel size in Å,
     #: the paper's ``8A``; needs the micrographs' pixel size) or ``<D>px`` (particle diameter in pixels).
     scale: str = "auto"
