@@ -22,7 +22,6 @@ stored with a model (``state`` / :func:`restore_provider`), so that a stored mod
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -33,23 +32,12 @@ from scipy import ndimage
 
 from cryopick.errors import ConfigError
 from cryopick.particles import Particles
+from cryopick.weights import arrays_digest
 
 #: Provider kinds, for messages and docs.
 KINDS = ("hydra", "mae", "topaz", "filters")
 #: Prefix of a provider's arrays inside an active model's state.
 PREFIX = "features."
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(arrays[k]).tobytes())
-    return h.hexdigest()
 
 
 class FeatureProvider:
@@ -157,7 +145,7 @@ class HydraFeatures(FeatureProvider):
         self.has_head = bool(heads)
         self.device, self.tile, self.margin = device, int(tile), int(margin)
         self.diameter_px = self.config["target_diameter_px"]
-        self._digest = _arrays_digest(self.arrays)
+        self._digest = arrays_digest(self.arrays)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "weights": self._digest, "tile": self.tile, "margin": self.margin}
@@ -209,7 +197,7 @@ class TopazFeatures(FeatureProvider):
         load_arrays(net, self.arrays)
         self.net = inference_copy(net.eval(), channels_last=False).to(device)
         self.device, self.tile = device, int(tile)
-        self._digest = _arrays_digest(self.arrays)
+        self._digest = arrays_digest(self.arrays)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "weights": self._digest}
@@ -268,7 +256,7 @@ class MAEFeatures(FeatureProvider):
         self.diameter_px = self.image_size / self.crop_factor  # a window is then exactly the model input
         self.step = max(1, int(round(step_fraction * self.diameter_px)))
         self.device, self.batch = device, int(batch)
-        self._digest = _arrays_digest(self.arrays)
+        self._digest = arrays_digest(self.arrays)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "weights": self._digest, "step": self.step}

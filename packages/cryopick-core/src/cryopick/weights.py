@@ -5,6 +5,7 @@ Used for checkpoints that live outside a project store (for example ``cryopick m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -46,3 +47,13 @@ def load_weights(path: str | Path) -> ModelState:
     except OSError as exc:
         raise InputError(f"{path}: cannot read weights ({exc}); is it an HDF5 file written by cryopick?") from exc
     return ModelState(arrays, config)
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of named arrays (names and bytes, in name order): tells whether two models' weights are
+    the same, for cache keys and resumed trainings."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(arrays[k]).tobytes())
+    return h.hexdigest()

@@ -44,17 +44,6 @@ class MultiTrainSettings:
     float16: bool = True
 
 
-def _fingerprint(state: ModelState) -> str:
-    """A short hash of a model's arrays (tells a resumed run that it continues from the same ``init``)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for k in sorted(state.arrays):
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(state.arrays[k]).tobytes())
-    return h.hexdigest()[:16]
-
-
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.h5")
 
@@ -95,7 +84,7 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
     train it further (its architecture replaces the picker's)."""
 
     from cryopick.torchutil import seed_everything
-    from cryopick.weights import load_weights, save_weights
+    from cryopick.weights import arrays_digest, load_weights, save_weights
     from cryopick_hydra.model import net_arrays, net_from_state
     from cryopick_hydra.picker import MODEL_KIND
 
@@ -112,7 +101,7 @@ def train_multi(picker, datasets: list[HydraDataset], out: Path, settings: Multi
     architecture = init.config["architecture"] if init is not None else picker._architecture()
     identity = json.loads(json.dumps({"datasets": names, "settings": attrs.asdict(settings),
                                       "architecture": architecture, "seed": seed,
-                                      "init": _fingerprint(init) if init is not None else None}))
+                                      "init": arrays_digest(init.arrays)[:16] if init is not None else None}))
 
     seed_everything(seed)  # the initial weights
     if init is not None:
