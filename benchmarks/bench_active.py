@@ -53,6 +53,10 @@ def load_items(picker, ds: Dataset, names: list[Path]):
     return items, truth
 
 
+#: --active-set values, for every loop of the run.
+ACTIVE_SET: dict[str, str] = {}
+
+
 def run_loop(ds: Dataset, train: list[Path], test: list[Path], acquisition: str, budgets: list[int], per_round: int,
              features: str, seed: int) -> dict:
     from cryopick.host import build_host
@@ -60,7 +64,8 @@ def run_loop(ds: Dataset, train: list[Path], test: list[Path], acquisition: str,
     from cryopick_active.oracles import SimulatedOracle
     from cryopick_active.session import ActiveSession
 
-    picker = make_picker(build_host(), "active", {"features": features, "acquisition": acquisition}, "cpu", seed)
+    picker = make_picker(build_host(), "active", {**ACTIVE_SET, "features": features, "acquisition": acquisition},
+                         "cpu", seed)
     t0 = time.perf_counter()
     items, truth = load_items(picker, ds, train + test)
     t_features = time.perf_counter() - t0
@@ -129,11 +134,14 @@ def main(argv=None) -> int:
     ap.add_argument("--budgets", default="10,25,50,100", help="Label counts at which AP is reported.")
     ap.add_argument("--per-round", type=int, default=5, help="Regions per round (5 reaches 10, 25, 50, 100 exactly).")
     ap.add_argument("--features", default=None, help="Feature provider (default: the active picker's).")
+    ap.add_argument("--active-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="active picker settings (e.g. nms=local-max).")
     ap.add_argument("--topaz-set", action="append", default=[], metavar="KEY=VALUE", help="topaz --set values.")
     ap.add_argument("--no-topaz", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
+    ACTIVE_SET.update(kv.split("=", 1) for kv in args.active_set)
     budgets = [int(b) for b in args.budgets.split(",")]
     if args.features is None:
         from cryopick_active.picker import ActiveConfig

@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -492,6 +493,8 @@ def run_topaz_em(exe: str, ds: Dataset, setting: str, seed: int, work: Path, arg
     else:
         radius = max(1, int(round(ds.diameter_px / 2 / scale)))
         train_args = topaz_em_protocol_train_args(split.true_per_train_mic, args.topaz_em_quick)
+    # Ablations of the reference (e.g. --no-pretrained); part of the commands, so of the cache key too.
+    train_args = [*train_args, *shlex.split(args.topaz_em_train_args or "")]
     last_epoch = next((int(train_args[i + 1]) for i, a in enumerate(train_args) if a == "--num-epochs"), 10)
     preprocess = [exe, "preprocess", "-s", str(scale), "-o", str(d / "processed"), *map(str, run_mics)]
     train = [exe, "train", "--device", _topaz_device(args.device), *train_args,
@@ -726,6 +729,8 @@ def parse_args(argv=None):
                    help="topaz-em's topaz executable (default: topaz on PATH); see benchmarks/topaz_em_env.sh")
     p.add_argument("--topaz-em-matched", action="store_true",
                    help="run topaz-em at cryopick-topaz's effective settings (old mode) instead of the protocol's")
+    p.add_argument("--topaz-em-train-args", default="", metavar="ARGS",
+                   help="extra arguments for topaz-em's `topaz train` (ablations, e.g. '--no-pretrained')")
     p.add_argument("--topaz-em-quick", action="store_true", help=argparse.SUPPRESS)  # smoke tests: 1 x 5 steps
     p.add_argument("--topaz-em-scale", action="store_true",
                    help="run cryopick-topaz at topaz-em's integer downsampling factor even without the peer "

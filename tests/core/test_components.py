@@ -146,3 +146,47 @@ def test_disk_maximum_filter_equals_footprint_filter(radius):
     s = ndimage.gaussian_filter(rng.normal(size=(97, 83)).astype(np.float32), 2)
     ref = ndimage.maximum_filter(s, footprint=disk_footprint(radius), mode="constant", cval=-np.inf)
     np.testing.assert_array_equal(disk_maximum_filter(s, radius), ref)
+
+
+def _greedy_by_pixel(s: np.ndarray, radius: float, threshold: float) -> set[tuple[int, int]]:
+    """The textbook loop: pixels in decreasing score order; each one not yet removed is taken and removes
+    every pixel within ``radius``."""
+    taken, removed = set(), np.zeros(s.shape, dtype=bool)
+    yy, xx = np.mgrid[: s.shape[0], : s.shape[1]]
+    for flat in np.argsort(-s, axis=None, kind="stable"):
+        y, x = np.unravel_index(flat, s.shape)
+        if removed[y, x] or s[y, x] < threshold:
+            continue
+        taken.add((int(x), int(y)))
+        removed |= (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+    return taken
+
+
+@pytest.mark.parametrize("radius,threshold", [(2.0, -np.inf), (4.5, -np.inf), (4.5, 0.2), (7.0, -0.5)])
+def test_greedy_cover_nms_equals_the_pixel_loop(radius, threshold):
+    from scipy import ndimage
+
+    from cryopick.nms import greedy_cover_nms
+
+    rng = np.random.default_rng(int(radius * 10))
+    s = ndimage.gaussian_filter(rng.normal(size=(61, 53)), 2).astype(np.float32)
+    s /= s.std()
+    got = greedy_cover_nms(s, radius, threshold=threshold)
+    assert {(int(x), int(y)) for x, y in zip(got.x, got.y)} == _greedy_by_pixel(s, radius, threshold)
+    assert np.all(np.diff(got.score) <= 0)  # sorted by score
+
+
+def test_greedy_cover_finds_the_particle_on_a_brighter_neighbours_shoulder():
+    """Two touching particles 12 px apart, NMS radius 8: the weaker one's score is only a shoulder of the
+    stronger one's peak, so it is no local maximum; the greedy cover still gives it a candidate."""
+    from cryopick.nms import greedy_cover_nms, peak_local_max
+
+    yy, xx = np.mgrid[:64, :64].astype(np.float32)
+    s = 3 * np.exp(-((xx - 26) ** 2 + (yy - 32) ** 2) / (2 * 6 ** 2)) \
+        + 1 * np.exp(-((xx - 38) ** 2 + (yy - 32) ** 2) / (2 * 3 ** 2))
+    local = peak_local_max(s, radius=8)
+    cover = greedy_cover_nms(s, radius=8, threshold=0.5)
+    assert len(local) == 1 and (local.x[0], local.y[0]) == (26, 32)
+    # the second candidate is the best pixel outside the first one's disk: on the shoulder, toward (38, 32)
+    assert (cover.x[0], cover.y[0]) == (26, 32)
+    assert np.hypot(cover.x[1] - 38, cover.y[1] - 32) <= 4.5, list(zip(cover.x, cover.y, cover.score))
