@@ -16,12 +16,16 @@ def test_nms_radius_from_diameter():
     m = np.full((64, 64), -8.0, dtype=np.float32)
     for x, y, h in [(20, 20, 5.0), (28, 20, 3.5), (45, 40, 4.0)]:  # second peak within the radius of the first
         m = np.maximum(m, h - ((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
-    picks = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16).above(-7)  # radius 8
+    # local maxima of disks of radius diameter / 2 (the greedy cover's extra candidates: tests/core)
+    picks = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16, nms="local-max").above(-7)
     assert len(picks) == 2
     assert list(zip(picks.x, picks.y, strict=True)) == [(20, 20), (45, 40)]
     np.testing.assert_allclose(picks.score, [5.0, 4.0])  # the logit is the score, best first
     # With a smaller diameter (radius 4) the neighbour survives.
-    assert len(_picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=8).above(-7)) == 3
+    assert len(_picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=8, nms="local-max").above(-7)) == 3
+    # The default, greedy over every pixel, ranks the same two first and then covers the rest of the map.
+    greedy = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16)
+    assert list(zip(greedy.x[:2], greedy.y[:2], strict=True)) == [(20, 20), (45, 40)] and len(greedy) > 3
 
 
 def test_plateau_gives_one_pick():

@@ -145,3 +145,27 @@ def test_particles_per_micrograph_option_sets_the_count_and_the_summary_says_so(
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 2 and "does not use a particle count" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_count_estimate_does_not_depend_on_the_extraction(sparse_sim, monkeypatch):
+    """The pilot's count comes from its distinct peaks (local maxima) whatever ``nms`` extracts: greedy NMS's
+    extra candidates on the shoulders of the labelled particles would count as more particles (on the crowded
+    EMPIAR-10059 micrographs they made 666 into 988)."""
+    from cryopick_topaz import prior
+
+    seen = []
+    original = prior.estimate_count
+
+    def spy(cands, *args, **kwargs):
+        seen.append(cands)
+        return original(cands, *args, **kwargs)
+
+    monkeypatch.setattr(prior, "estimate_count", spy)
+    sim, items = sparse_sim
+    _, greedy = _train(items[:2], items[2:], sim.diameter_px, nms="greedy")
+    _, local = _train(items[:2], items[2:], sim.diameter_px, nms="local-max")
+    assert len(seen) == 2
+    # the same pilot (same seed) gave the estimate the same candidates: its local maxima, not the greedy cover
+    for a, b in zip(seen[0], seen[1], strict=True):
+        np.testing.assert_array_equal(a.xy, b.xy)
+    assert greedy.config["training"]["count_estimate"] == local.config["training"]["count_estimate"]
