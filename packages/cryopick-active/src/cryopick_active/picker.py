@@ -229,11 +229,10 @@ class ActivePicker(Picker):
         return self.model.logits(features)
 
     def peaks(self, logits: np.ndarray, diameter_px: float) -> Particles:
-        from cryopick.nms import greedy_cover_nms, peak_local_max
+        from cryopick.nms import extract_peaks
 
-        extract = greedy_cover_nms if self.config.nms == "greedy" else peak_local_max
-        return extract(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
-                       exclude_border=self.config.border_fraction * diameter_px / 2)
+        return extract_peaks(logits, radius=max(1.0, self.config.nms_fraction * diameter_px), method=self.config.nms,
+                             exclude_border=self.config.border_fraction * diameter_px / 2)
 
     # -- pipeline -------------------------------------------------------------------------------------
     def train(self, data: TrainingData) -> ModelState:

@@ -133,3 +133,11 @@ def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -n
         mark[taken.y.astype(int), taken.x.astype(int)] = 1.0
         s[disk_maximum_filter(mark, radius) > 0] = -np.inf
     return Particles.concat(found).sorted_by_score() if found else Particles.empty()
+
+
+def extract_peaks(score_map: np.ndarray, radius: float, method: str = "local-max",
+                  exclude_border: float = 0) -> Particles:
+    """Candidates of a per-pixel score map by ``method``: ``"local-max"`` (:func:`peak_local_max`) or
+    ``"greedy"`` (:func:`greedy_cover_nms`): the ``nms`` setting of the pickers that score every pixel."""
+    extract = greedy_cover_nms if method == "greedy" else peak_local_max
+    return extract(score_map, radius=radius, exclude_border=exclude_border)

@@ -41,7 +41,7 @@ import attrs
 import numpy as np
 
 from cryopick.config import config_to_dict
-from cryopick.nms import greedy_cover_nms, peak_local_max
+from cryopick.nms import extract_peaks
 from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
@@ -510,6 +510,6 @@ class TopazPicker(Picker):
     def score(self, image: np.ndarray, diameter_px: float, nms: str | None = None) -> Particles:
         """Candidates of ``image`` (preprocessed pixels), extracted by ``nms`` (default: the config's)."""
         logits = self.score_map(image)
-        extract = greedy_cover_nms if (nms or self.config.nms) == "greedy" else peak_local_max
-        return extract(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
-                       exclude_border=self.config.border_fraction * diameter_px / 2)
+        return extract_peaks(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
+                             method=nms or self.config.nms,
+                             exclude_border=self.config.border_fraction * diameter_px / 2)
