@@ -11,8 +11,9 @@ users' most frequent questions):
   micrograph. The count is what Topaz users must guess (``-n``); here it is estimated from the data:
   half of each micrograph's labels are held out, a short pilot (``pilot_fraction`` of the epochs) trains
   on the rest, and the held-out labels' scores tell what fraction of all particles the pilot ranks above
-  a cut (``cryopick_topaz.prior``). Right for sparse labels and for complete ones. ``--particles-per-micrograph
-  N`` (or ``--set expected_particles=N``) gives it instead.
+  each cut (a mixture-proportion estimate, ``cryopick_topaz.prior``); a second pilot swaps the halves
+  (``count_folds``). Right for sparse labels and for complete ones. ``--particles-per-micrograph N`` (or
+  ``--set expected_particles=N``) gives it instead.
 * **NMS**: greedy over every pixel, as the reference extracts (``nms``), with a disk of ``nms_fraction`` x the
   particle diameter (0.5: the particle radius, paper §9).
 * **Threshold**: candidates carry per-pixel logits (log-likelihood ratios). The reference extracts at
@@ -69,6 +70,9 @@ class TopazConfig:
     holdout_fraction: float = 0.5
     #: Epochs of the pilot that estimates the count, as a fraction of ``epochs``.
     pilot_fraction: float = 0.25
+    #: Pilots for the count: 2 = cross-fitted (the second trains on the held-out half and holds out the
+    #: first, so every label is held out once; the estimate's spread falls by a quarter), 1 = one pilot.
+    count_folds: int = attrs.field(default=2)
     #: Unlabelled micrographs scored to set the default threshold (the cut giving the particle count).
     calibration_micrographs: int = 3
     #: Autoencoder reconstruction weight gamma; 0 = off (the reference's default); None = the paper's rule,
@@ -119,6 +123,11 @@ class TopazConfig:
     #: read with a restricted unpickler, never executed. backbone, units and the training settings are then
     #: not used.
     checkpoint: str | None = None
+
+    @count_folds.validator
+    def _one_or_two(self, attribute, value):
+        if value not in (1, 2):
+            raise ValueError(f"count_folds={value}: 1 (one pilot) or 2 (cross-fitted pilots)")
 
 
 PRESETS: dict[str, dict] = {
@@ -309,25 +318,33 @@ class TopazPicker(Picker):
         return ModelState(arrays=state_dict_to_arrays(model), config=config)
 
     def _estimate_count(self, items, extra, diameter_px: float, rng):
-        """Particles per micrograph from a pilot trained on part of the labels (``cryopick_topaz.prior``)."""
-        from cryopick_topaz.prior import estimate_count, split_labels
+        """Particles per micrograph from pilots trained on part of the labels (``cryopick_topaz.prior``)."""
+        from cryopick_topaz.prior import cross_fit, estimate_count, split_labels
 
         cfg = self.config
-        train, held = split_labels([it.labels for it in items], cfg.holdout_fraction, rng)
-        if sum(len(h) for h in held) < 4:
+        first, second = split_labels([it.labels for it in items], cfg.holdout_fraction, rng)
+        if sum(len(h) for h in second) < 4:
             return None
-        guess = sum(len(t) for t in train) / len(items)  # a lower bound: the pilot's pi
+        folds = [(first, second), (second, first)][: cfg.count_folds]
         epochs = max(1, int(round(cfg.pilot_fraction * cfg.epochs)))
-        fit = self._fit([it.image for it in items], train, extra, guess, 0.0, epochs, rng, [], "topaz count")
-        self.model = fit["model"]
-        # The pilot's distinct peaks, whatever ``nms`` extracts: the greedy cover's extra candidates on the
-        # shoulders of labelled particles would count as more particles (TRPV1: 988 estimated for 666).
-        cands = [self.score(it.image, diameter_px, nms="local-max") for it in items]
-        self.model = None
-        est = estimate_count(cands, train, held, radius=diameter_px / 2)
-        if est is not None:
-            echo(f"topaz: count estimate from {est.held_out} held-out labels: "
-                 f"{est.particles_per_micrograph:.1f} per micrograph")
+        estimates = []
+        for k, (train, held) in enumerate(folds):
+            guess = sum(len(t) for t in train) / len(items)  # a lower bound: the pilot's pi
+            title = "topaz count" + (f" {k + 1}/{len(folds)}" if len(folds) > 1 else "")
+            fit = self._fit([it.image for it in items], train, extra, guess, 0.0, epochs, rng, [], title)
+            self.model = fit["model"]
+            # The pilot's distinct peaks, whatever ``nms`` extracts: the greedy cover's extra candidates on the
+            # shoulders of labelled particles would count as more particles (TRPV1: 988 estimated for 666).
+            cands = [self.score(it.image, diameter_px, nms="local-max") for it in items]
+            self.model = None
+            est = estimate_count(cands, train, held, radius=diameter_px / 2)
+            if est is not None:
+                estimates.append(est)
+        if not estimates:
+            return None
+        est = cross_fit(estimates)
+        echo(f"topaz: count estimate from {est.held_out} held-out labels"
+             f"{f' ({est.folds} folds)' if est.folds > 1 else ''}: {est.particles_per_micrograph:.1f} per micrograph")
         return est
 
     def _fit(self, images, labels, extra, expected: float, gamma: float, epochs: int, rng, val_items, title: str):
