@@ -199,3 +199,52 @@ def test_the_count_estimate_does_not_depend_on_the_extraction(sparse_sim, monkey
         for a, b in zip(seen[fold], seen[2 + fold], strict=True):
             np.testing.assert_array_equal(a.xy, b.xy)
     assert greedy.config["training"]["count_estimate"] == local.config["training"]["count_estimate"]
+
+
+def test_prior_radius_widens_pi_but_not_the_count_or_the_number_of_picks(sparse_sim):
+    """``prior_radius`` sets the per-particle positive area behind pi (topaz-em's ball of radius 3 is the
+    area of a disk of radius 8); the count, its pilots and the calibrated number of picks stay the same."""
+    sim, items = sparse_sim
+    picker, state = _train(items[:2], items[2:], sim.diameter_px, expected_particles=24, prior_radius=5, epochs=1)
+    info = state.config["training"]
+    assert info["prior_radius"] == 5 and info["expected_particles"] == 24
+    assert info["pi"] == pytest.approx(24 * 81 / 256 ** 2)  # the disk of radius 5 holds 81 pixels, radius 3: 29
+    cut = info["threshold"]
+    n = [int((picker.score(it.image, sim.diameter_px).score >= cut).sum()) for it in items[2:]]
+    assert abs(np.mean(n) - 24) <= 1
+    _, plain = _train(items[:2], [], sim.diameter_px, expected_particles=24, epochs=1)
+    assert plain.config["training"]["pi"] == pytest.approx(24 * 29 / 256 ** 2)
+    assert plain.config["training"]["prior_radius"] == 3
+
+
+def test_the_count_pilots_keep_the_label_disk_whatever_prior_radius(sparse_sim, monkeypatch):
+    from cryopick_topaz.picker import TopazPicker
+
+    seen = []
+    original = TopazPicker._fit
+
+    def spy(self, *args, **kwargs):
+        fit = original(self, *args, **kwargs)
+        seen.append((args[-1], fit["pi"]))
+        return fit
+
+    monkeypatch.setattr(TopazPicker, "_fit", spy)
+    sim, items = sparse_sim
+    _, state = _train(items[:2], [], sim.diameter_px, prior_radius=6, epochs=1)
+    info = state.config["training"]
+    pilots = [pi for title, pi in seen if title.startswith("topaz count")]
+    assert len(pilots) == 2 and seen[-1][0] == "topaz train"
+    # each pilot's pi: its training half's labelled count per micrograph on the 3-px disk (29 pixels)
+    assert all(pi == pytest.approx(4 * 29 / 256 ** 2, rel=0.3) for pi in pilots), pilots
+    assert seen[-1][1] == pytest.approx(info["expected_particles"] * 113 / 256 ** 2)  # disk of radius 6
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_prior_radius_must_be_positive(value):
+    from cryopick.config import build_config
+    from cryopick.errors import ConfigError
+    from cryopick_topaz.picker import PRESETS, TopazConfig
+
+    with pytest.raises((ConfigError, ValueError), match="prior_radius"):
+        build_config(TopazConfig, {"prior_radius": value}, PRESETS)
+    assert build_config(TopazConfig, {"prior_radius": "none"}, PRESETS).prior_radius is None

@@ -59,6 +59,11 @@ class TopazConfig:
     target_diameter_px: float = 24.0
     #: Pixels within this radius (downsampled pixels) of a labelled centre are positives.
     radius: float = 3.0
+    #: Radius of the per-particle positive area behind pi (downsampled pixels); None = ``radius``, the 2-D
+    #: disk the labels mark (the paper's pi). topaz-em's pi counts a 3-D ball of ``radius`` (203 pixels at
+    #: 3, the area of a disk of radius 8: 7x the disk). The count estimate's pilots always use ``radius``,
+    #: and the default threshold still takes the particle count as the number of picks.
+    prior_radius: float | None = attrs.field(default=None)
     #: Objective: any registered loss with ``inputs="pu-logits"``; topaz's own are ge-binomial (paper), ge-kl,
     #: nnpu and pn.
     loss: str = attrs.field(default="ge-binomial", metadata={"component": "loss", "inputs": "pu-logits"})
@@ -128,6 +133,11 @@ class TopazConfig:
     def _one_or_two(self, attribute, value):
         if value not in (1, 2):
             raise ValueError(f"count_folds={value}: 1 (one pilot) or 2 (cross-fitted pilots)")
+
+    @prior_radius.validator
+    def _positive_or_none(self, attribute, value):
+        if value is not None and not value > 0:
+            raise ValueError(f"prior_radius={value}: a radius in downsampled pixels (> 0), or none for radius")
 
 
 PRESETS: dict[str, dict] = {
@@ -294,8 +304,9 @@ class TopazPicker(Picker):
         gamma = cfg.autoencoder
         if gamma is None:
             gamma = 10.0 / n_labels if n_labels <= 250 else 0.0  # paper Fig. 5b: gamma = 10/N
+        prior_radius = cfg.radius if cfg.prior_radius is None else cfg.prior_radius
         fit = self._fit([it.image for it in train_items], [it.labels for it in train_items], extra, expected,
-                        gamma, cfg.epochs, rng, val_items, "topaz train")
+                        gamma, cfg.epochs, rng, val_items, "topaz train", prior_radius=prior_radius)
         model = fit["model"]
         self.model = model
         # The default cut-off: ``expected`` picks per micrograph, on micrographs the model did not train on
@@ -304,7 +315,8 @@ class TopazPicker(Picker):
         cutoff = self._calibrate(unseen or train_items, data.diameter_px, expected)
         self.default_threshold = f"fixed:{cutoff:.4g}"
         self.info = {"threshold": cutoff, "threshold_micrographs": [it.name for it in (unseen or train_items)],
-                     "pi": fit["pi"], "pi_unlabelled": fit["pi_u"], "expected_particles": expected,
+                     "pi": fit["pi"], "pi_unlabelled": fit["pi_u"], "prior_radius": prior_radius,
+                     "expected_particles": expected,
                      "expected_particles_source": source, "autoencoder": gamma,
                      "best_epoch": fit["best_epoch"], "history": fit["history"], "receptive_field": model.receptive_field,
                      "train_micrographs": [it.name for it in train_items],
@@ -347,8 +359,10 @@ class TopazPicker(Picker):
              f"{f' ({est.folds} folds)' if est.folds > 1 else ''}: {est.particles_per_micrograph:.1f} per micrograph")
         return est
 
-    def _fit(self, images, labels, extra, expected: float, gamma: float, epochs: int, rng, val_items, title: str):
-        """PU training of a fresh network on ``images`` with positive ``labels`` (Online Methods §4-5)."""
+    def _fit(self, images, labels, extra, expected: float, gamma: float, epochs: int, rng, val_items, title: str,
+             prior_radius: float | None = None):
+        """PU training of a fresh network on ``images`` with positive ``labels`` (Online Methods §4-5); pi
+        counts a disk of ``prior_radius`` (default: the positive ``radius``) per expected particle."""
         import torch
 
         from cryopick_topaz.losses import reconstruction_error
@@ -372,7 +386,8 @@ class TopazPicker(Picker):
         n_labelled = len(labels)
         # pi over all sampled micrographs: the labelled ones hold ``expected`` particles each; so, we assume,
         # do the unlabelled ones drawn with use_unlabelled.
-        pi = class_prior(expected * (n_labelled + len(extra)) / len(images), cfg.radius, pixels)
+        pi = class_prior(expected * (n_labelled + len(extra)) / len(images),
+                         cfg.radius if prior_radius is None else prior_radius, pixels)
         observed = float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
         pi_u = unlabelled_prior(pi, observed)
 
