@@ -190,3 +190,32 @@ def test_greedy_cover_finds_the_particle_on_a_brighter_neighbours_shoulder():
     # the second candidate is the best pixel outside the first one's disk: on the shoulder, toward (38, 32)
     assert (cover.x[0], cover.y[0]) == (26, 32)
     assert np.hypot(cover.x[1] - 38, cover.y[1] - 32) <= 4.5, list(zip(cover.x, cover.y, cover.score))
+
+
+def test_tiered_extraction_ranks_shoulders_after_every_local_maximum():
+    """A strong particle with a weaker one on its shoulder, and a faint isolated particle elsewhere: greedy
+    ranks the shoulder above the faint peak by its pixel's score; tiered keeps the local maxima's order (that of
+    local-max) and appends the shoulder, so a cut above the shoulders picks what local-max picks."""
+    from cryopick.nms import SHOULDER_OFFSET, extract_peaks
+
+    yy, xx = np.mgrid[:64, :96].astype(np.float32)
+    s = 3 * np.exp(-((xx - 26) ** 2 + (yy - 32) ** 2) / (2 * 6 ** 2)) \
+        + 1 * np.exp(-((xx - 38) ** 2 + (yy - 32) ** 2) / (2 * 3 ** 2)) \
+        + 0.8 * np.exp(-((xx - 78) ** 2 + (yy - 32) ** 2) / (2 * 3 ** 2))
+    local = extract_peaks(s, radius=8, method="local-max")
+    greedy = extract_peaks(s, radius=8, method="greedy")
+    tiered = extract_peaks(s, radius=8, method="tiered")
+    assert [(int(x), int(y)) for x, y in zip(local.x[:2], local.y[:2])] == [(26, 32), (78, 32)]
+    # greedy: the shoulder (near x = 38) outscores the faint isolated peak
+    faint = [(int(x), int(y)) for x, y in zip(greedy.x, greedy.y)].index((78, 32))
+    assert np.hypot(greedy.x[1] - 38, greedy.y[1] - 32) <= 4.5 and faint > 1
+    # tiered: the same candidates as greedy, the local maxima first with their own scores
+    assert sorted(zip(tiered.x, tiered.y)) == sorted(zip(greedy.x, greedy.y))
+    np.testing.assert_array_equal(tiered.xy[: len(local)], local.xy)
+    np.testing.assert_allclose(tiered.score[: len(local)], local.score)
+    shoulder = tiered.score[len(local):]
+    assert shoulder.size and np.all(shoulder < local.score.min())
+    i = int(np.nonzero((tiered.x == greedy.x[1]) & (tiered.y == greedy.y[1]))[0][0])
+    assert i >= len(local) and tiered.score[i] == pytest.approx(greedy.score[1] - SHOULDER_OFFSET, abs=1e-3)
+    with pytest.raises(ValueError, match="nms='nearest'"):
+        extract_peaks(s, radius=8, method="nearest")

@@ -98,8 +98,14 @@ def greedy_nms(candidates: Particles, radius: float) -> Particles:
     return cand.subset(keep)
 
 
+#: Score lowered from the candidates of ``extract_peaks(..., method="tiered")`` that are no local maximum (a
+#: shoulder of a brighter neighbour's peak), so that they rank below every local maximum: far beyond the range
+#: of the logits the pickers score with (tens), yet exact in float32 (scores keep their 1e-4 resolution).
+SHOULDER_OFFSET = 1000.0
+
+
 def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -np.inf,
-                     exclude_border: float = 0) -> Particles:
+                     exclude_border: float = 0, shoulder_offset: float = 0.0) -> Particles:
     """Greedy non-maximum suppression over every pixel of ``score_map`` (topaz extract's NMS, Bepler et al.
     2019, Online Methods §9): the best remaining pixel at or above ``threshold`` becomes a candidate and
     removes every pixel within ``radius``; repeat until no pixel is left.
@@ -112,7 +118,10 @@ def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -n
     Computed in rounds: every pixel that is the maximum of the remaining pixels within its disk is what the
     pixel-by-pixel loop would take (each higher pixel nearby is already removed by a higher candidate, so
     none can remove it), so a round takes all of them at once (ties by :func:`greedy_nms`) and removes their
-    disks. Rounds are few (one per "shoulder" level), each one disk filter. Sorted by score."""
+    disks. Rounds are few (one per "shoulder" level), each one disk filter. Sorted by score.
+
+    The first round's candidates are exactly the local maxima (:func:`peak_local_max`); the later rounds'
+    scores are lowered by ``shoulder_offset`` (0: each candidate keeps its own pixel's score)."""
     s = np.array(score_map, dtype=np.float32)
     s[~np.isfinite(s) | (s < threshold)] = -np.inf
     if exclude_border > 0:
@@ -128,7 +137,8 @@ def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -n
         peaks = alive & (s == disk_maximum_filter(s, radius))
         ys, xs = np.nonzero(peaks)
         taken = greedy_nms(Particles(xs, ys, s[ys, xs]).sorted_by_score(), radius)
-        found.append(taken)
+        found.append(taken if not found or not shoulder_offset else
+                     Particles(taken.x, taken.y, taken.score - np.float32(shoulder_offset)))
         mark = np.zeros(s.shape, dtype=np.float32)
         mark[taken.y.astype(int), taken.x.astype(int)] = 1.0
         s[disk_maximum_filter(mark, radius) > 0] = -np.inf
@@ -137,7 +147,22 @@ def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -n
 
 def extract_peaks(score_map: np.ndarray, radius: float, method: str = "local-max",
                   exclude_border: float = 0) -> Particles:
-    """Candidates of a per-pixel score map by ``method``: ``"local-max"`` (:func:`peak_local_max`) or
-    ``"greedy"`` (:func:`greedy_cover_nms`): the ``nms`` setting of the pickers that score every pixel."""
-    extract = greedy_cover_nms if method == "greedy" else peak_local_max
-    return extract(score_map, radius=radius, exclude_border=exclude_border)
+    """Candidates of a per-pixel score map by ``method`` (the ``nms`` setting of the pickers that score every
+    pixel):
+
+    ``"local-max"``
+        the pixels that are the maximum of their disk (:func:`peak_local_max`);
+    ``"greedy"``
+        topaz-em's NMS over every pixel (:func:`greedy_cover_nms`): also a particle on a brighter neighbour's
+        shoulder, ranked by its own pixel's score among the local maxima;
+    ``"tiered"``
+        the same candidates, with every shoulder ranked after all local maxima (its score lowered by
+        :data:`SHOULDER_OFFSET`): the local maxima's ranking and any cut above the shoulders are those of
+        ``"local-max"``, and the shoulders only add recall at the end of the list.
+    """
+    if method == "local-max":
+        return peak_local_max(score_map, radius=radius, exclude_border=exclude_border)
+    if method in ("greedy", "tiered"):
+        return greedy_cover_nms(score_map, radius=radius, exclude_border=exclude_border,
+                                shoulder_offset=SHOULDER_OFFSET if method == "tiered" else 0.0)
+    raise ValueError(f"nms={method!r}: one of local-max, greedy, tiered")

@@ -109,8 +109,9 @@ class TopazConfig:
     #: Candidate extraction: "greedy" = the reference's NMS over every pixel (the best remaining pixel is taken
     #: and removes its disk, until none is left: a particle on a brighter neighbour's shoulder still gets a
     #: candidate); "local-max" = only pixels that are the maximum of their disk (fewer candidates, and on
-    #: crowded micrographs fewer particles: EMPIAR-10059 AP 0.32 vs 0.43 with the same network).
-    nms: Literal["greedy", "local-max"] = "greedy"
+    #: crowded micrographs fewer particles: EMPIAR-10059 AP 0.32 vs 0.43 with the same network); "tiered" =
+    #: greedy's candidates with the shoulders ranked after every local maximum (``cryopick.nms.extract_peaks``).
+    nms: Literal["greedy", "tiered", "local-max"] = "greedy"
     #: Ignore candidates closer than this fraction of the particle radius to the edge.
     border_fraction: float = 0.0
     #: Normalisation after downsampling: gmm (paper) or affine.
