@@ -219,3 +219,17 @@ def test_tiered_extraction_ranks_shoulders_after_every_local_maximum():
     assert i >= len(local) and tiered.score[i] == pytest.approx(greedy.score[1] - SHOULDER_OFFSET, abs=1e-3)
     with pytest.raises(ValueError, match="nms='nearest'"):
         extract_peaks(s, radius=8, method="nearest")
+
+
+def test_tiered_local_maxima_are_those_of_the_whole_map_when_the_border_is_excluded():
+    """A slope rising into the excluded border has no local maximum inside; masking the border first must not
+    make its edge one (that put slope pixels at full score among the peaks)."""
+    from cryopick.nms import SHOULDER_OFFSET, extract_peaks
+
+    yy, xx = np.mgrid[:64, :64].astype(np.float32)
+    s = 0.05 * (64 - xx) + 2 * np.exp(-((xx - 40) ** 2 + (yy - 32) ** 2) / (2 * 3 ** 2))
+    local = extract_peaks(s, radius=6, method="local-max", exclude_border=8)
+    tiered = extract_peaks(s, radius=6, method="tiered", exclude_border=8)
+    assert len(local) == 1 and (local.x[0], local.y[0]) == (40, 32)
+    np.testing.assert_array_equal(tiered.xy[:1], local.xy)
+    assert len(tiered) > 1 and np.all(tiered.score[1:] < -SHOULDER_OFFSET / 2)

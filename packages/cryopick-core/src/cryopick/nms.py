@@ -105,7 +105,7 @@ SHOULDER_OFFSET = 1000.0
 
 
 def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -np.inf,
-                     exclude_border: float = 0, shoulder_offset: float = 0.0) -> Particles:
+                     exclude_border: float = 0) -> Particles:
     """Greedy non-maximum suppression over every pixel of ``score_map`` (topaz extract's NMS, Bepler et al.
     2019, Online Methods §9): the best remaining pixel at or above ``threshold`` becomes a candidate and
     removes every pixel within ``radius``; repeat until no pixel is left.
@@ -118,10 +118,7 @@ def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -n
     Computed in rounds: every pixel that is the maximum of the remaining pixels within its disk is what the
     pixel-by-pixel loop would take (each higher pixel nearby is already removed by a higher candidate, so
     none can remove it), so a round takes all of them at once (ties by :func:`greedy_nms`) and removes their
-    disks. Rounds are few (one per "shoulder" level), each one disk filter. Sorted by score.
-
-    The first round's candidates are exactly the local maxima (:func:`peak_local_max`); the later rounds'
-    scores are lowered by ``shoulder_offset`` (0: each candidate keeps its own pixel's score)."""
+    disks. Rounds are few (one per "shoulder" level), each one disk filter. Sorted by score."""
     s = np.array(score_map, dtype=np.float32)
     s[~np.isfinite(s) | (s < threshold)] = -np.inf
     if exclude_border > 0:
@@ -137,8 +134,7 @@ def greedy_cover_nms(score_map: np.ndarray, radius: float, threshold: float = -n
         peaks = alive & (s == disk_maximum_filter(s, radius))
         ys, xs = np.nonzero(peaks)
         taken = greedy_nms(Particles(xs, ys, s[ys, xs]).sorted_by_score(), radius)
-        found.append(taken if not found or not shoulder_offset else
-                     Particles(taken.x, taken.y, taken.score - np.float32(shoulder_offset)))
+        found.append(taken)
         mark = np.zeros(s.shape, dtype=np.float32)
         mark[taken.y.astype(int), taken.x.astype(int)] = 1.0
         s[disk_maximum_filter(mark, radius) > 0] = -np.inf
@@ -162,7 +158,16 @@ def extract_peaks(score_map: np.ndarray, radius: float, method: str = "local-max
     """
     if method == "local-max":
         return peak_local_max(score_map, radius=radius, exclude_border=exclude_border)
-    if method in ("greedy", "tiered"):
-        return greedy_cover_nms(score_map, radius=radius, exclude_border=exclude_border,
-                                shoulder_offset=SHOULDER_OFFSET if method == "tiered" else 0.0)
+    if method == "greedy":
+        return greedy_cover_nms(score_map, radius=radius, exclude_border=exclude_border)
+    if method == "tiered":
+        cover = greedy_cover_nms(score_map, radius=radius, exclude_border=exclude_border)
+        # A local maximum as peak_local_max finds it: the largest value of its disk in the whole map. (The
+        # cover's first round is not: it masks the border first, which turns slopes into peaks at its edge.)
+        full = np.where(np.isfinite(score_map), score_map, -np.inf).astype(np.float32)
+        dilated = disk_maximum_filter(full, max(radius, 1.0))
+        iy, ix = cover.y.astype(int), cover.x.astype(int)
+        shoulder = full[iy, ix] < dilated[iy, ix]
+        score = np.where(shoulder, cover.score - np.float32(SHOULDER_OFFSET), cover.score)
+        return Particles(cover.x, cover.y, score).sorted_by_score()
     raise ValueError(f"nms={method!r}: one of local-max, greedy, tiered")
