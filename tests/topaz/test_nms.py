@@ -23,9 +23,17 @@ def test_nms_radius_from_diameter():
     np.testing.assert_allclose(picks.score, [5.0, 4.0])  # the logit is the score, best first
     # With a smaller diameter (radius 4) the neighbour survives.
     assert len(_picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=8, nms="local-max").above(-7)) == 3
-    # The default, greedy over every pixel, ranks the same two first and then covers the rest of the map.
-    greedy = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16)
-    assert list(zip(greedy.x[:2], greedy.y[:2], strict=True)) == [(20, 20), (45, 40)] and len(greedy) > 3
+    # The default, tiered: the greedy cover over every pixel, the same two local maxima first with their logits,
+    # then the rest of the map, every shoulder below them (its logit - SHOULDER_OFFSET).
+    from cryopick.nms import SHOULDER_OFFSET
+
+    tiered = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16)
+    assert list(zip(tiered.x[:2], tiered.y[:2], strict=True)) == [(20, 20), (45, 40)] and len(tiered) > 3
+    np.testing.assert_allclose(tiered.score[:2], [5.0, 4.0])
+    rest = tiered.score[2:]  # the flat background (-8: a plateau, every pixel its disk's maximum) or shoulders
+    assert np.all((rest == -8.0) | (rest < -SHOULDER_OFFSET + 5)) and np.any(rest < -SHOULDER_OFFSET + 5)
+    greedy = _picker_with_map(m).score(np.zeros((64, 64), np.float32), diameter_px=16, nms="greedy")
+    assert sorted(zip(greedy.x, greedy.y)) == sorted(zip(tiered.x, tiered.y))
 
 
 def test_plateau_gives_one_pick():
