@@ -233,3 +233,18 @@ def test_tiered_local_maxima_are_those_of_the_whole_map_when_the_border_is_exclu
     assert len(local) == 1 and (local.x[0], local.y[0]) == (40, 32)
     np.testing.assert_array_equal(tiered.xy[:1], local.xy)
     assert len(tiered) > 1 and np.all(tiered.score[1:] < -SHOULDER_OFFSET / 2)
+
+
+@pytest.mark.parametrize("name", ["otsu", "density"])
+def test_distribution_cuts_ignore_the_shoulder_tier(name):
+    """Otsu and the density cut on ``nms=tiered`` candidates are those on the local maxima alone: the shoulders
+    (scores lowered by SHOULDER_OFFSET) would otherwise be the 'background' class of a two-tier split."""
+    from cryopick.nms import SHOULDER_OFFSET
+    from cryopick.threshold import Density, Otsu
+
+    rng = np.random.default_rng(3)
+    peaks = np.r_[rng.normal(-4, 1, 300), rng.normal(3, 0.7, 60)]  # background peaks and particles
+    shoulders = rng.normal(-3, 1.5, 500) - SHOULDER_OFFSET
+    cut = (Otsu() if name == "otsu" else Density()).cutoff
+    assert cut(np.r_[peaks, shoulders]) == cut(peaks)
+    assert -2 < cut(peaks) < 2.5  # between background and particles

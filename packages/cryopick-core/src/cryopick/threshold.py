@@ -16,6 +16,17 @@ def _finite(scores) -> np.ndarray:
     return s[np.isfinite(s)]
 
 
+def _peaks_tier(scores) -> np.ndarray:
+    """The finite scores, without the shoulder tier of ``nms=tiered`` candidates (scores lowered by
+    ``cryopick.nms.SHOULDER_OFFSET``) when there are local maxima above it: a cut from the score
+    distribution (Otsu, density) would otherwise split the two tiers instead of particles from background."""
+    from cryopick.nms import SHOULDER_OFFSET
+
+    s = _finite(scores)
+    top = s[s > s.max() - SHOULDER_OFFSET / 2] if s.size else s
+    return top if top.size >= 2 else s
+
+
 @attrs.define
 class Fixed:
     """Keep scores at or above ``value``."""
@@ -56,7 +67,7 @@ class Otsu:
     clip: float = 6.0
 
     def cutoff(self, scores) -> float:
-        s = _finite(scores)
+        s = _peaks_tier(scores)
         if self.clip > 0 and s.size > 10:
             med = np.median(s)
             sigma = 1.4826 * np.median(np.abs(s - med))
@@ -121,7 +132,7 @@ class Density:
     search: float = 0.5
 
     def cutoff(self, scores) -> float:
-        s = np.sort(_finite(scores))
+        s = np.sort(_peaks_tier(scores))
         n = s.size
         if n < 4:
             return float(s.min()) if n else np.inf
