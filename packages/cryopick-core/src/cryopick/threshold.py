@@ -22,9 +22,12 @@ def _peaks_tier(scores) -> np.ndarray:
     distribution (Otsu, density) would otherwise split the two tiers instead of particles from background."""
     from cryopick.nms import SHOULDER_OFFSET
 
-    s = _finite(scores)
-    top = s[s > s.max() - SHOULDER_OFFSET / 2] if s.size else s
-    return top if top.size >= 2 else s
+    s = np.sort(_finite(scores))
+    # The tiers are apart by about SHOULDER_OFFSET; the lowest gap of half that is the one between them.
+    # Above it lie all the local maxima (a third or more of the candidates); a gap with only a few scores
+    # above it is outliers' (gold beads) and is no tier.
+    gaps = np.nonzero(np.diff(s) >= SHOULDER_OFFSET / 2)[0]
+    return s[gaps[0] + 1:] if gaps.size and s.size - gaps[0] - 1 >= max(2, 0.05 * s.size) else s
 
 
 @attrs.define
