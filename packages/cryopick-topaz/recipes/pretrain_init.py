@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     # a timing pilot, then the steps that fit --max-minutes
     picker.config = attrs.evolve(picker.config, epoch_size=5, epochs=1)
     t1 = time.perf_counter()
-    picker._fit(images, labels, [], expected, 0.0, 1, rng, [], "timing pilot")
+    picker._fit(images, labels, [], expected, 0.0, 1, rng, [], "timing pilot", prior_radius=picker.config.radius)
     per_step = (time.perf_counter() - t1) / 5
     budget = args.max_minutes * 60 * 0.9 - (time.perf_counter() - t0)
     steps = args.steps
@@ -154,7 +154,8 @@ def main(argv=None) -> int:
         print(f"{per_step:.2f} s per step: {steps} steps fit {args.max_minutes:g} minutes", flush=True)
     epochs = max(1, round(steps / 250))
     picker.config = attrs.evolve(picker.config, epoch_size=250, epochs=epochs)
-    fit = picker._fit(images, labels, [], expected, 0.0, epochs, rng, [], "pretrain")
+    fit = picker._fit(images, labels, [], expected, 0.0, epochs, rng, [], "pretrain",
+                      prior_radius=picker.config.radius)
     model = fit["model"]
 
     # float16 halves the file; integers (batch-norm counters) stay as they are

@@ -346,7 +346,8 @@ class TopazPicker(Picker):
         for k, (train, held) in enumerate(folds):
             guess = sum(len(t) for t in train) / len(items)  # a lower bound: the pilot's pi
             title = "topaz count" + (f" {k + 1}/{len(folds)}" if len(folds) > 1 else "")
-            fit = self._fit([it.image for it in items], train, extra, guess, 0.0, epochs, rng, [], title)
+            fit = self._fit([it.image for it in items], train, extra, guess, 0.0, epochs, rng, [], title,
+                            prior_radius=cfg.radius)
             self.model = fit["model"]
             # The pilot's distinct peaks, whatever ``nms`` extracts: the greedy cover's extra candidates on the
             # shoulders of labelled particles would count as more particles (TRPV1: 988 estimated for 666).
@@ -363,9 +364,9 @@ class TopazPicker(Picker):
         return est
 
     def _fit(self, images, labels, extra, expected: float, gamma: float, epochs: int, rng, val_items, title: str,
-             prior_radius: float | None = None):
+             prior_radius: float):
         """PU training of a fresh network on ``images`` with positive ``labels`` (Online Methods §4-5); pi
-        counts a disk of ``prior_radius`` (default: the positive ``radius``) per expected particle."""
+        counts a disk of ``prior_radius`` per expected particle."""
         import torch
 
         from cryopick_topaz.losses import reconstruction_error
@@ -389,8 +390,7 @@ class TopazPicker(Picker):
         n_labelled = len(labels)
         # pi over all sampled micrographs: the labelled ones hold ``expected`` particles each; so, we assume,
         # do the unlabelled ones drawn with use_unlabelled.
-        pi = class_prior(expected * (n_labelled + len(extra)) / len(images),
-                         cfg.radius if prior_radius is None else prior_radius, pixels)
+        pi = class_prior(expected * (n_labelled + len(extra)) / len(images), prior_radius, pixels)
         observed = float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
         pi_u = unlabelled_prior(pi, observed)
 
