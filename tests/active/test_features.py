@@ -100,3 +100,28 @@ def test_mae_features_from_the_shipped_encoder():
 def test_bad_feature_names_are_config_errors(spec, message):
     with pytest.raises(ConfigError, match=message):
         make_provider(spec)
+
+
+def test_topaz_em_names_the_papers_resnet16_of_an_installed_topaz_em(tmp_path, monkeypatch):
+    """features=topaz:topaz-em reads the user's topaz-em copy of the paper's network (resnet16, 64 units)."""
+    pytest.importorskip("torch")
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "make_topaz_sav", Path(__file__).resolve().parents[1] / "fixtures" / "make_topaz_sav.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(ConfigError, match=r"features=topaz:topaz-em: no topaz-em installation found"):
+        make_provider("topaz:topaz-em")
+    env = tmp_path / "env"
+    detectors = env / "lib" / "python3.11" / "site-packages" / "topaz" / "pretrained" / "detector"
+    detectors.mkdir(parents=True)
+    (env / "bin").mkdir()
+    (env / "bin" / "topaz").write_text(f"#!{env / 'bin' / 'python'}\n")
+    (env / "bin" / "topaz").chmod(0o755)
+    make.save(make.build("resnet16-nobn", seed=1), detectors / "resnet16_u64.sav", state_dict=True, legacy=True)
+    monkeypatch.setenv("PATH", str(env / "bin"))
+    feats = make_provider("topaz:topaz-em", tile=32)(_image(4, (40, 40)))
+    assert feats.shape == (16, 40, 40) and np.all(np.isfinite(feats))  # the stand-in's 4 units: latent 4 x 4

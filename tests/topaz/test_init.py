@@ -104,3 +104,48 @@ def test_init_errors_name_the_setting(data, pretrained, tmp_path):
         _picker(init=str(other))._initial_model()
     # "none" (and the default) is a random start
     assert isinstance(_picker(init="none")._initial_model(), torch.nn.Module)
+
+
+def test_a_pretrained_start_keeps_its_classifier_bias_a_random_one_starts_at_the_prior(data, pretrained):
+    """topaz-em fine-tunes its bundled detectors as they are; only a random start gets bias = logit(pi)."""
+    path, teacher = pretrained
+    images, labels = [data[3].image], [data[3].labels]
+    rng = np.random.default_rng(0)
+    warm = _picker(init=str(path))._fit(images, labels, [], 14.0, 0.0, 0, rng, [], "t", prior_radius=3.0)
+    want = float(teacher.model.classifier.bias.detach().numpy()[0])
+    assert float(warm["model"].classifier.bias.detach().numpy()[0]) == pytest.approx(want, abs=2e-3)  # float16
+    cold = _picker()._fit(images, labels, [], 14.0, 0.0, 0, rng, [], "t", prior_radius=3.0)
+    pi = cold["pi"]
+    assert float(cold["model"].classifier.bias.detach().numpy()[0]) == pytest.approx(np.log(pi / (1 - pi)),
+                                                                                      rel=1e-5)
+    assert abs(want - np.log(pi / (1 - pi))) > 0.1  # the two starts differ, so the test can fail
+
+
+def _fake_topaz_em(root: Path) -> Path:
+    """A topaz-em environment as pip makes it: a console script whose shebang names the environment's Python,
+    and the package's bundled detectors (a stand-in resnet8 with 4 units)."""
+    detectors = root / "lib" / "python3.11" / "site-packages" / "topaz" / "pretrained" / "detector"
+    detectors.mkdir(parents=True)
+    (root / "bin").mkdir()
+    exe = root / "bin" / "topaz"
+    exe.write_text(f"#!{root / 'bin' / 'python'}\nimport sys\n")
+    exe.chmod(0o755)
+    return make.save(make.build("resnet8-nobn", seed=5), detectors / "resnet8_u4.sav", state_dict=True, legacy=True)
+
+
+def test_init_topaz_em_finds_the_detector_topaz_em_would_start_from(tmp_path, monkeypatch):
+    from cryopick_topaz.import_model import find_topaz_em_detector
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(ConfigError, match=r"init=topaz-em: no topaz-em installation found.*pip install topaz-em.*resnet8_u4\.sav"):
+        _picker(init="topaz-em", backbone="resnet8", units="4")._initial_model()
+    sav = _fake_topaz_em(tmp_path / "env")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'nothing'}:{tmp_path / 'env' / 'bin'}")
+    assert find_topaz_em_detector("resnet8", 4) == sav.resolve()
+    picker = _picker(init="topaz-em", backbone="resnet8", units="4")
+    model = picker._initial_model()
+    assert picker._init_spec["name"] == "resnet8"
+    sd = torch.load(sav, weights_only=True)  # the test's own file, a state dict of tensors
+    np.testing.assert_array_equal(model.classifier.weight.detach().numpy(), sd["classifier.weight"].numpy())
+    with pytest.raises(ConfigError, match=r"has no pretrained resnet16_u4\.sav; it has resnet8_u4\.sav.*units="):
+        _picker(init="topaz-em", backbone="resnet16", units="4")._initial_model()

@@ -351,8 +351,16 @@ def make_provider(spec: str, device: str = "cpu", resolve_model: Callable[[str],
         except ImportError as exc:
             raise ConfigError(f"features={spec} needs cryopick-topaz: pip install cryopick-topaz ({exc})") from None
         if not arg:
-            raise ConfigError("features=topaz needs a model: topaz:ID (cryopick import-model topaz FILE) or "
-                              "topaz:FILE.sav")
+            raise ConfigError("features=topaz needs a model: topaz:ID (cryopick import-model topaz FILE), "
+                              "topaz:FILE.sav or topaz:topaz-em (the installed topaz-em's resnet16_u64)")
+        if arg == "topaz-em":  # the paper's features: topaz-em's pretrained ResNet16, 64 units, the user's copy
+            from cryopick.errors import InputError
+            from cryopick_topaz.import_model import find_topaz_em_detector
+
+            try:
+                arg = str(find_topaz_em_detector("resnet16", 64))
+            except InputError as exc:
+                raise ConfigError(f"features={spec}: {exc}") from None
         if Path(arg).is_file():
             architecture, arrays = read_topaz_model(arg)
             return TopazFeatures(spec, arrays, architecture, device, tile=tile)

@@ -372,3 +372,53 @@ def import_topaz_model(path: str | Path):
         "picker": "topaz", "architecture": spec,
         "training": {"imported_from": str(path.resolve()), "sha256": digest, "receptive_field": spec["receptive_field"]},
     })
+
+
+def _topaz_em_packages() -> list[Path]:
+    """Folders of installed topaz-em packages, found without importing them: the ``topaz`` package of this
+    Python, and that of the Python behind each ``topaz`` executable on PATH (topaz-em often lives in an
+    environment of its own)."""
+    import importlib.util
+    import os
+    import shutil
+
+    found: list[Path] = []
+    try:
+        spec = importlib.util.find_spec("topaz")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        found.append(Path(spec.origin).parent)
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        exe = shutil.which("topaz", path=folder) if folder else None
+        if exe is None:
+            continue
+        try:
+            with open(exe, "rb") as f:
+                first = f.readline(512).decode("utf-8", "replace")
+        except OSError:
+            continue
+        if first.startswith("#!"):  # a console script: its interpreter's prefix holds the package
+            python = Path(first[2:].strip().split()[0])
+            found += sorted(python.parent.parent.glob("lib/python3*/site-packages/topaz"))
+    return list(dict.fromkeys(p.resolve() for p in found if p.is_dir()))
+
+
+def find_topaz_em_detector(backbone: str, units: int) -> Path:
+    """The pretrained detector topaz-em's ``train`` starts from for ``backbone`` with ``units`` (its
+    ``pretrained/detector/<backbone>_u<units>.sav``), in an installed topaz-em. The file is topaz-em's (GPL):
+    cryopick does not ship it, it reads the user's copy."""
+    packages = _topaz_em_packages()
+    if not packages:
+        raise InputError("no topaz-em installation found (neither a 'topaz' package in this Python nor a "
+                         "'topaz' executable on PATH); install it (pip install topaz-em, in any environment "
+                         "whose 'topaz' is on PATH) or give the file itself, "
+                         f"<site-packages>/topaz/pretrained/detector/{backbone}_u{units}.sav")
+    name = f"{backbone}_u{units}.sav"
+    for package in packages:
+        path = package / "pretrained" / "detector" / name
+        if path.is_file():
+            return path
+    have = sorted({p.name for package in packages for p in (package / "pretrained" / "detector").glob("*.sav")})
+    raise InputError(f"topaz-em ({', '.join(map(str, packages))}) has no pretrained {name}; it has "
+                     f"{', '.join(have) or 'none'}")

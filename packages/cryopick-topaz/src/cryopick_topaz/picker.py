@@ -122,10 +122,13 @@ class TopazConfig:
     tile: int = 512
     tile_batch: int = 2
     #: Weights the network starts from before training (topaz-em starts from its bundled pretrained detectors
-    #: unless --no-pretrained): None or "none" = random initialisation; a topaz-em model file (.sav: its own
-    #: layers are rebuilt and trained further); or a cryopick weights file (.h5) of a topaz network, such as
-    #: one written by ``recipes/pretrain_init.py``. Random by default: on EMPIAR-10059 with 2 x 25 labels
-    #: either start lowered AP (0.50 -> 0.32 with topaz-em's resnet8_u32, 0.18 with the recipe's network).
+    #: unless --no-pretrained): None or "none" = random initialisation; "topaz-em" = the detector topaz-em
+    #: would start from (``<backbone>_u<units>.sav`` of an installed topaz-em, found without importing it);
+    #: a topaz-em model file (.sav: its own layers are rebuilt and trained further, its classifier bias kept
+    #: as topaz-em keeps it); or a cryopick weights file (.h5) of a topaz network, such as one written by
+    #: ``recipes/pretrain_init.py``. topaz-em's resnet8_u32 raised AP with 2 x 25 labels (ASPIRE 0.863 ->
+    #: 0.899, TRPV1 0.409 -> 0.469, docs/benchmarks.md), but it is GPL and not shipped, so the default is a
+    #: random start; the recipe's network is not yet a better start than random (TRPV1 0.18).
     init: str | None = None
     #: A model trained with topaz-em (its .sav, whole model or state dict) to pick with instead of training;
     #: read with a restricted unpickler, never executed. backbone, units and the training settings are then
@@ -210,13 +213,22 @@ class TopazPicker(Picker):
         """The network training starts from: ``_build()`` at random, or with the weights of ``init``."""
         from pathlib import Path
 
-        from cryopick.errors import ConfigError
+        from cryopick.errors import ConfigError, InputError
         from cryopick.torchutil import load_arrays
 
         cfg = self.config
         if cfg.init in (None, "", "none"):
             return self._build()
-        path = Path(cfg.init).expanduser()
+        if cfg.init == "topaz-em":  # the detector topaz-em's own training would start from
+            from cryopick_topaz.import_model import find_topaz_em_detector
+
+            try:
+                path = find_topaz_em_detector(cfg.backbone, cfg.units)
+            except InputError as exc:
+                raise ConfigError(f"--set init=topaz-em: {exc} (topaz-em has resnet8 and resnet16 with 32 or 64 "
+                                  "units: set backbone= and units= to match, or init=none)") from None
+        else:
+            path = Path(cfg.init).expanduser()
         if not path.is_file():
             raise ConfigError(f"--set init={cfg.init}: no such file (a topaz-em .sav, a cryopick weights .h5, "
                               "or 'none')")
@@ -394,8 +406,11 @@ class TopazPicker(Picker):
         observed = float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
         pi_u = unlabelled_prior(pi, observed)
 
-        with torch.no_grad():  # start at the prior: logit(pi) on every crop, so early GE terms are small
-            model.classifier.bias.fill_(math.log(pi / (1 - pi)))
+        if cfg.init in (None, "", "none"):
+            with torch.no_grad():  # start at the prior: logit(pi) on every crop, so early GE terms are small
+                model.classifier.bias.fill_(math.log(pi / (1 - pi)))
+        # A pretrained start keeps its own bias, as topaz-em's fine-tuning does: its logits are calibrated to
+        # its features, and resetting the bias to logit(pi) would shift every score by the difference.
         loss_fn = self._loss()
         # A loss states the prior it takes: the positive fraction of the unlabelled crops (GE, nnPU), or the
         # class prior itself (PN weights positives by pi; pi_u would fall to its floor with complete labels).
