@@ -86,6 +86,7 @@ def test_init_from_a_topaz_em_file_trains_its_own_layers_and_reloads(data, tmp_p
     picker = _picker(init=str(sav), epochs="1", epoch_size="3")
     state = picker.train(TrainingData(data[:1], SIM.diameter_px))
     assert state.config["architecture"]["name"] == "resnet8"  # the file's layers, not the tiny preset's conv31
+    assert state.config["training"]["init_file"] == str(sav.resolve())  # what the run started from
     fresh = _picker()
     fresh.load(state)
     a, b = picker.score(data[4].image, SIM.diameter_px), fresh.score(data[4].image, SIM.diameter_px)
@@ -149,3 +150,15 @@ def test_init_topaz_em_finds_the_detector_topaz_em_would_start_from(tmp_path, mo
     np.testing.assert_array_equal(model.classifier.weight.detach().numpy(), sd["classifier.weight"].numpy())
     with pytest.raises(ConfigError, match=r"has no pretrained resnet16_u4\.sav; it has resnet8_u4\.sav.*units="):
         _picker(init="topaz-em", backbone="resnet16", units="4")._initial_model()
+
+
+def test_users_with_topaz_em_are_told_about_init_unless_they_chose(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert _picker(backbone="resnet8", units="4")._pretrained_hint() is None  # no topaz-em: nothing to say
+    _fake_topaz_em(tmp_path / "env")
+    monkeypatch.setenv("PATH", str(tmp_path / "env" / "bin"))
+    hint = _picker(backbone="resnet8", units="4")._pretrained_hint()
+    assert "resnet8_u4.sav" in hint and "--set init=topaz-em" in hint
+    assert _picker(backbone="resnet8", units="4", init="random")._pretrained_hint() is None
+    assert isinstance(_picker(init="random")._initial_model(), torch.nn.Module)
+    assert _picker(backbone="resnet16", units="4")._pretrained_hint() is None  # no such detector to offer

@@ -49,6 +49,9 @@ from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
 
 
+_RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
+
+
 @attrs.define
 class TopazConfig:
     #: Network: any registered backbone (cryopick plugins); topaz's own are resnet8, resnet16, conv31, conv63
@@ -122,13 +125,15 @@ class TopazConfig:
     tile: int = 512
     tile_batch: int = 2
     #: Weights the network starts from before training (topaz-em starts from its bundled pretrained detectors
-    #: unless --no-pretrained): None or "none" = random initialisation; "topaz-em" = the detector topaz-em
+    #: unless --no-pretrained): None, "none" or "random" = random initialisation ("random" also silences the
+    #: hint printed when topaz-em is installed); "topaz-em" = the detector topaz-em
     #: would start from (``<backbone>_u<units>.sav`` of an installed topaz-em, found without importing it);
     #: a topaz-em model file (.sav: its own layers are rebuilt and trained further, its classifier bias kept
     #: as topaz-em keeps it); or a cryopick weights file (.h5) of a topaz network, such as one written by
-    #: ``recipes/pretrain_init.py``. topaz-em's resnet8_u32 raised AP with 2 x 25 labels (ASPIRE 0.863 ->
-    #: 0.899, TRPV1 0.409 -> 0.469, docs/benchmarks.md), but it is GPL and not shipped, so the default is a
-    #: random start; the recipe's network is not yet a better start than random (TRPV1 0.18).
+    #: ``recipes/pretrain_init.py``. topaz-em's resnet8_u32 with 2 x 25 labels: AP ribosome 0.774 -> 0.814,
+    #: ASPIRE 0.863 -> 0.899, TRPV1 0.409 -> 0.469, apoferritin 0.404 -> 0.360 (docs/benchmarks.md); it is
+    #: GPL and not shipped, so the default is a random start, and a run with topaz-em installed says so; the
+    #: recipe's network is not yet a better start than random (TRPV1 0.18).
     init: str | None = None
     #: A model trained with topaz-em (its .sav, whole model or state dict) to pick with instead of training;
     #: read with a restricted unpickler, never executed. backbone, units and the training settings are then
@@ -190,6 +195,7 @@ class TopazPicker(Picker):
         self._scorer = None  # (model, its inference_copy): made once per trained or loaded model
         self.info: dict = {}
         self._init_spec: dict | None = None  # layer list of a topaz-em ``init`` network
+        self._init_file: str | None = None  # the file ``init`` named (init=topaz-em: the one found)
 
     # -- preprocessing --------------------------------------------------------------------------------
     def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
@@ -217,7 +223,7 @@ class TopazPicker(Picker):
         from cryopick.torchutil import load_arrays
 
         cfg = self.config
-        if cfg.init in (None, "", "none"):
+        if cfg.init in _RANDOM_START:
             return self._build()
         if cfg.init == "topaz-em":  # the detector topaz-em's own training would start from
             from cryopick_topaz.import_model import find_topaz_em_detector
@@ -240,6 +246,7 @@ class TopazPicker(Picker):
             model = from_spec(spec)
             load_arrays(model, arrays)
             self._init_spec = spec
+            self._init_file = str(path.resolve())
             echo(f"topaz: training starts from the topaz-em network {path.name} ({spec['name']})")
             return model.train()
         from cryopick.weights import load_weights
@@ -259,7 +266,25 @@ class TopazPicker(Picker):
         except (KeyError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"--set init={path}: its arrays do not fit {cfg.backbone} ({exc})") from None
         echo(f"topaz: training starts from {path.name}")
+        self._init_file = str(path.resolve())
         return model.train()
+
+    def _pretrained_hint(self) -> str | None:
+        """A line for users who have topaz-em but left ``init`` unset: its detector is a better start than random
+        weights on three of the four protocol sets, and cryopick cannot ship it (GPL). None otherwise."""
+        from cryopick.errors import InputError
+        from cryopick_topaz.import_model import find_topaz_em_detector
+
+        if self.config.init is not None:  # set, to "random" or a file: the user chose
+            return None
+        try:
+            path = find_topaz_em_detector(self.config.backbone, self.config.units)
+        except InputError:
+            return None
+        return (f"topaz: training from random weights; topaz-em is installed ({path.name} at {path.parent}): "
+                "--set init=topaz-em starts from its pretrained detector, as topaz-em does (with 2 x 25 labels "
+                "AP +0.04 to +0.06 on three of four benchmark sets, -0.04 on apoferritin: docs/benchmarks.md); "
+                "--set init=random hides this line")
 
     def _loss(self):
         """The loss, built through the plugin registry; ``slack`` goes to losses that take it (the GE ones)."""
@@ -288,6 +313,9 @@ class TopazPicker(Picker):
         if not labelled:
             raise ValueError("topaz needs at least one labelled particle to train")
         n_labels = sum(len(it.labels) for it in labelled)
+        hint = self._pretrained_hint()
+        if hint:
+            echo(hint)
 
         # Every labelled micrograph trains (the reference does too); whole micrographs are held out for
         # best-epoch selection only when validation_fraction > 0 asks for it (they cost the user's labels).
@@ -339,6 +367,8 @@ class TopazPicker(Picker):
                      "validation_micrographs": [it.name for it in val_items]}
         if estimate is not None:
             self.info["count_estimate"] = attrs.asdict(estimate)
+        if self._init_file is not None:
+            self.info["init_file"] = self._init_file
         config = {"picker": "topaz", "config": config_to_dict(cfg), "training": self.info}
         if self._init_spec is not None:  # a topaz-em network trained further: load() rebuilds its layers
             config["architecture"] = self._init_spec
@@ -406,7 +436,7 @@ class TopazPicker(Picker):
         observed = float(sum(m.sum() for m in masks)) / float(sum(m.size for m in masks))
         pi_u = unlabelled_prior(pi, observed)
 
-        if cfg.init in (None, "", "none"):
+        if cfg.init in _RANDOM_START:
             with torch.no_grad():  # start at the prior: logit(pi) on every crop, so early GE terms are small
                 model.classifier.bias.fill_(math.log(pi / (1 - pi)))
         # A pretrained start keeps its own bias, as topaz-em's fine-tuning does: its logits are calibrated to
