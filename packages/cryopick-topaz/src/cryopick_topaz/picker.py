@@ -131,7 +131,8 @@ class TopazConfig:
     #: a topaz-em model file (.sav: its own layers are rebuilt and trained further, its classifier bias kept
     #: as topaz-em keeps it); or a cryopick weights file (.h5) of a topaz network, such as one written by
     #: ``recipes/pretrain_init.py``. topaz-em's resnet8_u32 with 2 x 25 labels: AP ribosome 0.774 -> 0.814,
-    #: ASPIRE 0.863 -> 0.899, TRPV1 0.409 -> 0.469, apoferritin 0.404 -> 0.360 (docs/benchmarks.md); it is
+    #: ASPIRE 0.863 -> 0.899, TRPV1 0.409 -> 0.469, apoferritin level (0.404 / 0.369 -> 0.360 / 0.374 over
+    #: two training seeds; docs/benchmarks.md); it is
     #: GPL and not shipped, so the default is a random start, and a run with topaz-em installed says so; the
     #: recipe's network is not yet a better start than random (TRPV1 0.18).
     init: str | None = None
@@ -283,7 +284,7 @@ class TopazPicker(Picker):
             return None
         return (f"topaz: training from random weights; topaz-em is installed ({path.name} at {path.parent}): "
                 "--set init=topaz-em starts from its pretrained detector, as topaz-em does (with 2 x 25 labels "
-                "AP +0.04 to +0.06 on three of four benchmark sets, -0.04 on apoferritin: docs/benchmarks.md); "
+                "AP +0.04 to +0.06 on three of four benchmark sets, level on the fourth: docs/benchmarks.md); "
                 "--set init=random hides this line")
 
     def _loss(self):
