@@ -48,7 +48,6 @@ from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
 
-
 _RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
 
 
