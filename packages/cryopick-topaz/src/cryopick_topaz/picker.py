@@ -238,6 +238,7 @@ class TopazPicker(Picker):
         if not path.is_file():
             raise ConfigError(f"--set init={cfg.init}: no such file (a topaz-em .sav, a cryopick weights .h5, "
                               "or 'none')")
+        self._init_file = str(path.resolve())
         if path.suffix == ".sav":
             from cryopick_topaz.import_model import read_topaz_model
             from cryopick_topaz.models import from_spec
@@ -246,7 +247,6 @@ class TopazPicker(Picker):
             model = from_spec(spec)
             load_arrays(model, arrays)
             self._init_spec = spec
-            self._init_file = str(path.resolve())
             echo(f"topaz: training starts from the topaz-em network {path.name} ({spec['name']})")
             return model.train()
         from cryopick.weights import load_weights
@@ -266,7 +266,6 @@ class TopazPicker(Picker):
         except (KeyError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"--set init={path}: its arrays do not fit {cfg.backbone} ({exc})") from None
         echo(f"topaz: training starts from {path.name}")
-        self._init_file = str(path.resolve())
         return model.train()
 
     def _pretrained_hint(self) -> str | None:
