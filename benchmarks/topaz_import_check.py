@@ -102,7 +102,7 @@ def cryopick_logits(model: Path, image_path: Path) -> tuple[np.ndarray, str]:
     picker.load(state)
     with mrcfile.open(image_path, permissive=True) as m:
         image = np.asarray(m.data, dtype=np.float32)
-    return picker.score_map(image), state.config["architecture"]["name"]
+    return picker.score_map(image, tta=1), state.config["architecture"]["name"]
 
 
 def main() -> None:

@@ -84,7 +84,7 @@ def test_import_through_the_picker(tmp_path):
     image = np.random.default_rng(1).normal(size=(70, 80)).astype(np.float32)
     from cryopick_topaz.models import score_map
 
-    np.testing.assert_allclose(picker.score_map(image), score_map(topaz_network(path), image), atol=1e-4)
+    np.testing.assert_allclose(picker.score_map(image, tta=1), score_map(topaz_network(path), image), atol=1e-4)
 
 
 def test_import_model_and_pick_with_it(tmp_path, monkeypatch):

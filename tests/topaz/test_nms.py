@@ -7,7 +7,7 @@ from cryopick_topaz.picker import TopazConfig, TopazPicker
 
 def _picker_with_map(score_map):
     picker = TopazPicker(TopazConfig())
-    picker.score_map = lambda image: score_map
+    picker.score_map = lambda image, tta=None: score_map
     return picker
 
 

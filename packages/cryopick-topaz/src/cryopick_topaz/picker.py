@@ -17,6 +17,8 @@ users' most frequent questions):
 * **NMS**: greedy over every pixel, as the reference extracts, with a disk of ``nms_fraction`` x the particle
   diameter (0.5: the particle radius, paper §9); candidates that are no local maximum (shoulders of a brighter
   neighbour) rank after all that are (``nms=tiered``; ``nms=greedy`` keeps the reference's order).
+* **Test-time augmentation**: the score map is the mean over the micrograph's four 90-degree rotations
+  (``tta``; the network is trained on rotated crops but is not exactly invariant). ``tta=1`` scores once.
 * **Threshold**: candidates carry per-pixel logits (log-likelihood ratios). The reference extracts at
   -6 and leaves the cut to the user, which keeps far too many candidates. Here training sets the logit
   cut-off that yields the particle count per micrograph on micrographs the model did not train on (up to
@@ -49,6 +51,7 @@ from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
 
 _RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
+DEFAULT_TTA = 4  # rotations averaged when scoring (TopazConfig.tta)
 
 
 @attrs.define
@@ -116,6 +119,12 @@ class TopazConfig:
     #: 0.48). Tiered >= greedy on all four protocol sets with the same networks (TRPV1 AP 0.485 vs 0.477, F1 at
     #: the calibrated cut 0.541 vs 0.528; ribosome, apoferritin equal; ASPIRE 0.865 vs 0.863).
     nms: Literal["tiered", "greedy", "local-max"] = "tiered"
+    #: Test-time augmentation: the score map is the mean over this many rotations/mirrors of the micrograph
+    #: (1, 2, 4 or 8; ``cryopick.tta``). The network is trained on rotated crops but is not exactly rotation
+    #: invariant; averaging the four 90-degree rotations raised AP with the same networks on every protocol set
+    #: (docs/benchmarks.md). 1 = the reference's single pass (4x cheaper scoring). None = 4 when training; a
+    #: stored model scores as its default threshold was calibrated (1 for models trained before this setting).
+    tta: int | None = attrs.field(default=None)
     #: Ignore candidates closer than this fraction of the particle radius to the edge.
     border_fraction: float = 0.0
     #: Normalisation after downsampling: gmm (paper) or affine.
@@ -145,6 +154,14 @@ class TopazConfig:
         if value not in (1, 2):
             raise ValueError(f"count_folds={value}: 1 (one pilot) or 2 (cross-fitted pilots)")
 
+    @tta.validator
+    def _group_size(self, attribute, value):
+        from cryopick.tta import TTA_SIZES
+
+        if value is not None and value not in TTA_SIZES:
+            raise ValueError(f"tta={value}: the number of rotations/mirrors averaged, one of "
+                             f"{', '.join(map(str, TTA_SIZES))} (1 = off)")
+
     @prior_radius.validator
     def _positive_or_none(self, attribute, value):
         if value is not None and not value > 0:
@@ -156,10 +173,10 @@ PRESETS: dict[str, dict] = {
     "paper": {"epochs": 10, "epoch_size": 1000, "autoencoder": None},
     # Opt-in, not the default: about 15x cheaper training (8 units, 5 x 60 steps of 128) and less accurate.
     "fast": {"units": 8, "minibatch": 128, "epoch_size": 60, "epochs": 5, "learning_rate": 1e-3,
-             "balance": 0.125, "autoencoder": 0.0},
+             "balance": 0.125, "autoencoder": 0.0, "tta": 1},
     # For tests: a tiny conv31 trained for a few steps.
     "tiny": {"backbone": "conv31", "units": 8, "minibatch": 64, "epoch_size": 30, "epochs": 2,
-             "learning_rate": 2e-3, "balance": 0.125, "autoencoder": 0.0, "tile": 256},
+             "learning_rate": 2e-3, "balance": 0.125, "autoencoder": 0.0, "tile": 256, "tta": 1},
 }
 
 
@@ -307,6 +324,7 @@ class TopazPicker(Picker):
             return self._import_checkpoint(cfg.checkpoint)
         seed_everything(self.context.seed)
         rng = np.random.default_rng(self.context.seed)
+        self.info = {}  # a model loaded before does not decide how this one scores (_tta)
 
         labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
         if not labelled:
@@ -357,6 +375,7 @@ class TopazPicker(Picker):
         cutoff = self._calibrate(unseen or train_items, data.diameter_px, expected)
         self.default_threshold = f"fixed:{cutoff:.4g}"
         self.info = {"threshold": cutoff, "threshold_micrographs": [it.name for it in (unseen or train_items)],
+                     "tta": self._tta(),  # the score maps the threshold was calibrated on
                      "pi": fit["pi"], "pi_unlabelled": fit["pi_u"], "prior_radius": prior_radius,
                      "expected_particles": expected,
                      "expected_particles_source": source, "autoencoder": gamma,
@@ -392,7 +411,8 @@ class TopazPicker(Picker):
             self.model = fit["model"]
             # The pilot's distinct peaks, whatever ``nms`` extracts: the greedy cover's extra candidates on the
             # shoulders of labelled particles would count as more particles (TRPV1: 988 estimated for 666).
-            cands = [self.score(it.image, diameter_px, nms="local-max") for it in items]
+            # One pass (tta=1): the estimator's quantiles were chosen on single-pass maps, and it is cheaper.
+            cands = [self.score(it.image, diameter_px, nms="local-max", tta=1) for it in items]
             self.model = None
             est = estimate_count(cands, train, held, radius=diameter_px / 2)
             if est is not None:
@@ -553,6 +573,11 @@ class TopazPicker(Picker):
         self._warn_if_checkpoint_changed()
         if "threshold" in self.info:
             self.default_threshold = f"fixed:{self.info['threshold']:.4g}"
+            calibrated = int(self.info.get("tta", 1))
+            if self.config.tta is not None and self.config.tta != calibrated:
+                echo(f"topaz: this model's default threshold was calibrated on maps averaged over {calibrated} "
+                     f"rotation(s); scoring with tta={self.config.tta} changes the maps, so the number of picks "
+                     f"will differ (omit tta to score as calibrated, or give --threshold)")
 
     def _warn_if_checkpoint_changed(self) -> None:
         """A stored model made from ``--set checkpoint=FILE`` is found again by the settings (the path);
@@ -574,8 +599,10 @@ class TopazPicker(Picker):
         return {"particles per micrograph": f"{self.info['expected_particles']:.1f}" + (f" ({source})" if source else "")}
 
     # -- scoring --------------------------------------------------------------------------------------
-    def score_map(self, image: np.ndarray) -> np.ndarray:
-        """Per-pixel logits of ``image`` (preprocessed pixels), same shape, computed tile by tile."""
+    def score_map(self, image: np.ndarray, tta: int | None = None) -> np.ndarray:
+        """Per-pixel logits of ``image`` (preprocessed pixels), same shape, computed tile by tile; averaged over
+        ``tta`` rotations of the micrograph (default: the config's)."""
+        from cryopick.tta import augmented_score_map
         from cryopick_topaz.models import inference_copy, score_map
 
         if self.model is None:
@@ -583,12 +610,29 @@ class TopazPicker(Picker):
         device = self._device()
         if self._scorer is None or self._scorer[0] is not self.model:
             self._scorer = (self.model, inference_copy(self.model, channels_last=not device.startswith("cuda")))
-        return score_map(self._scorer[1], image, tile=self.config.tile, batch=self.config.tile_batch,
-                         device=device, fuse=False)
+        scorer = self._scorer[1]
 
-    def score(self, image: np.ndarray, diameter_px: float, nms: str | None = None) -> Particles:
-        """Candidates of ``image`` (preprocessed pixels), extracted by ``nms`` (default: the config's)."""
-        logits = self.score_map(image)
+        def one(x: np.ndarray) -> np.ndarray:
+            return score_map(scorer, x, tile=self.config.tile, batch=self.config.tile_batch, device=device,
+                             fuse=False)
+
+        tta = self._tta() if tta is None else tta
+        return one(image) if tta == 1 else augmented_score_map(one, image, tta)
+
+    def _tta(self) -> int:
+        """Rotations averaged when scoring: the setting; else as the loaded model's threshold was calibrated
+        (a model trained before ``tta`` existed has a threshold and no ``tta``: one pass); else the default."""
+        if self.config.tta is not None:
+            return self.config.tta
+        if "threshold" in self.info:
+            return int(self.info.get("tta", 1))
+        return DEFAULT_TTA
+
+    def score(self, image: np.ndarray, diameter_px: float, nms: str | None = None, tta: int | None = None
+              ) -> Particles:
+        """Candidates of ``image`` (preprocessed pixels), extracted by ``nms`` and scored with ``tta`` rotations
+        (defaults: the config's)."""
+        logits = self.score_map(image, tta)
         return extract_peaks(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
                              method=nms or self.config.nms,
                              exclude_border=self.config.border_fraction * diameter_px / 2)
