@@ -122,8 +122,9 @@ class TopazConfig:
     #: Test-time augmentation: the score map is the mean over this many rotations/mirrors of the micrograph
     #: (1, 2, 4 or 8; ``cryopick.tta``). The network is trained on rotated crops but is not exactly rotation
     #: invariant; averaging the four 90-degree rotations raised AP with the same networks on every protocol set
-    #: (docs/benchmarks.md). 1 = the reference's single pass (4x cheaper scoring). None = 4 when training; a
-    #: stored model scores as its default threshold was calibrated (1 for models trained before this setting).
+    #: (docs/benchmarks.md). 1 = the reference's single pass (4x cheaper scoring). None = 4 for a model trained
+    #: now or a topaz-em ``checkpoint``; a stored model scores as its default threshold was calibrated (1 for
+    #: models trained before this setting existed).
     tta: int | None = attrs.field(default=None)
     #: Ignore candidates closer than this fraction of the particle radius to the edge.
     border_fraction: float = 0.0
