@@ -197,3 +197,55 @@ def test_training_continues_from_a_model(trained, tmp_path):
     steps = MultiTrainSettings(phase1_steps=2, phase2_steps=0, crop=96, batch=2, eval_every=0)
     moved = train_multi(picker, data, tmp_path / "more2.h5", steps, init=init)
     assert any(not np.array_equal(moved.arrays[k], init.arrays[k]) for k in kept)
+
+
+def test_augmented_grid_is_exactly_rotation_equivariant():
+    """tta=4: each cell's logit and centre are the mean over the four quarter turns, so turning the micrograph
+    turns the grid and its centres with it; one pass is not equivariant."""
+    from cryopick_hydra.inference import augmented_score_grid, score_grid
+    from cryopick_hydra.model import hydra_net
+
+    torch.manual_seed(0)
+    net = hydra_net(trunk_channels=4, trunk_groups=2, blocks=1, head_widths=(4, 4, 4, 4), head_groups=2)
+    image = np.random.default_rng(0).normal(size=(64, 96)).astype(np.float32)
+    turned = np.ascontiguousarray(np.rot90(image))  # (96, 64): pixel (r, c) of turned is image[c, 95 - r]
+
+    def in_original(lg, xy):  # a grid of the turned image expressed in the original frame
+        return np.rot90(lg, -1), np.stack([95 - xy[..., 1], xy[..., 0]], axis=-1)[::-1].transpose(1, 0, 2)
+
+    for n, equivariant in ((1, False), (4, True)):
+        lg, xy = augmented_score_grid(net, image, "generic", n, tile=64, margin=32)
+        lg_t, xy_t = augmented_score_grid(net, turned, "generic", n, tile=64, margin=32)
+        back_lg, back_xy = in_original(lg_t, xy_t)
+        assert lg.shape == (4, 6) and xy.shape == (4, 6, 2)
+        assert np.allclose(back_lg, lg, atol=1e-5) == equivariant
+        if equivariant:
+            np.testing.assert_allclose(back_xy, xy, atol=1e-4)
+    np.testing.assert_array_equal(augmented_score_grid(net, image, "generic", 1, tile=64, margin=32)[0],
+                                  score_grid(net, image, "generic", tile=64, margin=32)[0])
+
+
+
+
+def test_few_shot_cut_picks_as_many_as_the_generic_head(trained):
+    """A few-shot head whose logits are the generic head's minus 2 gets the generic cut-off minus 2: the cut at
+    which it picks as many particles on the labelled micrographs as the generic head does."""
+    from cryopick.weights import load_weights
+    from cryopick_hydra.inference import pick_image
+    from cryopick_hydra.model import GENERIC, net_from_state
+    from cryopick_hydra.picker import FEW_SHOT
+
+    out, _ = trained
+    model = load_weights(out)
+    net = net_from_state(model.arrays, model.config["architecture"], [GENERIC])
+    net.add_head(FEW_SHOT, GENERIC)
+    with torch.no_grad():
+        net.heads[FEW_SHOT].out.bias[0] -= 2.0
+    mics = _species("dumbbell", 5, n=2)
+    picker = _picker(checkpoint=str(out))
+    generic = pick_image(net, mics[0].image, GENERIC, 22.0, tile=picker.config.tile, margin=picker.config.margin)
+    cut = float(np.median(generic.score))  # half the candidates of each micrograph above it
+    matched = picker._matched_cut(net, [m.image for m in mics], 22.0, cut)
+    assert matched == pytest.approx(cut - 2.0, abs=0.05)
+    few = pick_image(net, mics[0].image, FEW_SHOT, 22.0, tile=picker.config.tile, margin=picker.config.margin)
+    assert abs(int((few.score > matched).sum()) - int((generic.score > cut).sum())) <= 1

@@ -28,13 +28,38 @@ _GROUPS: dict[int, tuple[tuple[int, bool], ...]] = {
 TTA_SIZES = tuple(_GROUPS)
 
 
-def _forward(image: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+def transforms(n: int) -> tuple[tuple[int, bool], ...]:
+    """The ``n`` transforms (1, 2, 4 or 8) as ``(quarter turns, mirror)`` pairs, for :func:`forward`,
+    :func:`inverse` and :func:`points_back`."""
+    if n not in _GROUPS:
+        raise ValueError(f"test-time augmentation: {n} transforms; choose one of {', '.join(map(str, TTA_SIZES))}")
+    return _GROUPS[n]
+
+
+def forward(image: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    """``image`` (or any array whose first two axes are rows and columns) turned and mirrored."""
     x = np.rot90(image, turns)
     return np.ascontiguousarray(x[:, ::-1] if mirror else x)
 
 
-def _inverse(score: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+def inverse(score: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    """A map of the transformed image back in the original frame (the inverse of :func:`forward`)."""
     return np.rot90(score[:, ::-1] if mirror else score, -turns)
+
+
+def points_back(xy: np.ndarray, shape: tuple[int, int], turns: int, mirror: bool) -> np.ndarray:
+    """Points ``(n, 2)`` as ``(x, y)`` in the transformed image (pixel ``k`` centred on ``k``) mapped back to
+    the original image, whose shape (rows, columns) is ``shape``: the same affine map :func:`forward` applies to pixel
+    indices, inverted, so a point on pixel ``(r, c)`` of the transformed image lands on the original pixel
+    that moved there."""
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    # where the transformed image's pixels (0, 0), (0, 1) and (1, 0) came from; the map is affine
+    fr, fc = forward(rows, turns, mirror), forward(cols, turns, mirror)
+    origin = np.array([fc[0, 0], fr[0, 0]], dtype=np.float64)
+    ex = np.array([fc[0, 1], fr[0, 1]], dtype=np.float64) - origin  # one step along transformed x
+    ey = np.array([fc[1, 0], fr[1, 0]], dtype=np.float64) - origin  # one step along transformed y
+    xy = np.asarray(xy, dtype=np.float64)
+    return origin + xy[:, :1] * ex + xy[:, 1:2] * ey
 
 
 def augmented_score_map(score_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, n: int = 4
@@ -43,17 +68,16 @@ def augmented_score_map(score_fn: Callable[[np.ndarray], np.ndarray], image: np.
 
     ``score_fn`` maps a 2-D image to a per-pixel score map of the same shape (it is called on transposed
     shapes for quarter turns of a non-square image). The result has ``image``'s shape, float32."""
-    if n not in _GROUPS:
-        raise ValueError(f"test-time augmentation: {n} transforms; choose one of {', '.join(map(str, TTA_SIZES))}")
+    group = transforms(n)
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"test-time augmentation needs a 2-D image, got shape {image.shape}")
     total = None
-    for turns, mirror in _GROUPS[n]:
-        score = np.asarray(score_fn(_forward(image, turns, mirror)), dtype=np.float32)
-        back = _inverse(score, turns, mirror)
+    for turns, mirror in group:
+        score = np.asarray(score_fn(forward(image, turns, mirror)), dtype=np.float32)
+        back = inverse(score, turns, mirror)
         if back.shape != image.shape:
             raise ValueError(f"score map of shape {score.shape} for an image of shape {image.shape}: "
                              "score_fn must return a map the size of its input")
         total = back.astype(np.float32, copy=True) if total is None else total + back
-    return total / np.float32(len(_GROUPS[n]))
+    return total / np.float32(len(group))

@@ -53,13 +53,42 @@ def score_grid(net, image: np.ndarray, head: str, *, tile: int = 512, margin: in
     return logits, decode(offsets.astype(np.float64), anchors, CELL_PX, OFFSET_SCALE)
 
 
+def augmented_score_grid(net, image: np.ndarray, head: str, n: int = 4, *, tile: int = 512, margin: int = 64,
+                         device: str = "cpu"):
+    """:func:`score_grid` averaged over ``n`` rotations/mirrors of ``image`` (``cryopick.tta``: 1, 2, 4 or 8).
+
+    The image is first padded with zeros (the mean of a normalised image) to whole 16 px cells, so each
+    transform maps the cell grid onto itself exactly: cell ``(i, j)`` of every pass covers the same pixels.
+    Each pass's logits are mapped back cell for cell and its decoded centres point for point; the result
+    is their mean per cell, with the shapes :func:`score_grid` returns for ``image``."""
+    from cryopick.tta import forward, inverse, points_back, transforms
+
+    group = transforms(n)
+    if n == 1:
+        return score_grid(net, image, head, tile=tile, margin=margin, device=device)
+    h, w = image.shape
+    ny, nx = -(-h // CELL_PX), -(-w // CELL_PX)
+    padded = np.zeros((ny * CELL_PX, nx * CELL_PX), dtype=np.float32)
+    padded[:h, :w] = image
+    logits = np.zeros((ny, nx), dtype=np.float64)
+    centres = np.zeros((ny, nx, 2), dtype=np.float64)
+    for turns, mirror in group:
+        turned = forward(padded, turns, mirror)
+        lg, xy = score_grid(net, turned, head, tile=tile, margin=margin, device=device)
+        xy = points_back(xy.reshape(-1, 2), padded.shape, turns, mirror).reshape(xy.shape)
+        logits += inverse(lg, turns, mirror)
+        centres += inverse(xy, turns, mirror)
+    return (logits / len(group)).astype(np.float32), centres / len(group)
+
+
 def pick_image(net, image: np.ndarray, head: str, diameter_px: float, *, nms_fraction: float = 0.5,
-               tile: int = 512, margin: int = 64, device: str = "cpu") -> Particles:
-    """Candidates of ``image``: one per cell at its decoded centre, scored by the particle logit, then
-    greedy NMS within ``nms_fraction`` x the diameter (the particle radius by default)."""
+               tile: int = 512, margin: int = 64, device: str = "cpu", tta: int = 1) -> Particles:
+    """Candidates of ``image``: one per cell at its decoded centre, scored by the particle logit (the mean
+    over ``tta`` rotations/mirrors, :func:`augmented_score_grid`), then greedy NMS within ``nms_fraction`` x
+    the diameter (the particle radius by default)."""
     from cryopick.nms import greedy_nms
 
-    logits, centres = score_grid(net, image, head, tile=tile, margin=margin, device=device)
+    logits, centres = augmented_score_grid(net, image, head, tta, tile=tile, margin=margin, device=device)
     h, w = image.shape
     xy = centres.reshape(-1, 2)
     cands = Particles(np.clip(xy[:, 0], 0, w - 1), np.clip(xy[:, 1], 0, h - 1), logits.reshape(-1).astype(np.float64))
