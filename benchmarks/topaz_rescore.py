@@ -17,20 +17,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-
-
-def _stem(name: str) -> str:
-    """A micrograph's name without folder and ``.mrc`` (``Path.stem`` would cut "snr0.005_000" at the dot)."""
-    name = Path(name).name
-    return name[:-4] if name.lower().endswith(".mrc") else name
 
 
 def main(argv=None) -> int:
     from cryopick.host import build_host
     from cryopick.io import read_coordinates
+    from cryopick.io.names import match_names
     from cryopick.metrics import evaluate
     from cryopick.pickers import make_picker
     from cryopick.pipeline import open_project
@@ -44,12 +38,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     project = open_project(args.project, "r")
-    info = project.run_info(project.latest_run())
+    run = project.latest_run()
+    info = project.run_info(run)
     state = project.model(info["model"])
     training = state.config.get("training", {})
-    truth = {_stem(k): v for k, v in read_coordinates(args.truth).items()}
+    known = list(project.candidates(run))  # the project's micrograph IDs
+    found = read_coordinates(args.truth)
+    to_id, _ = match_names(found, known)
+    truth = {to_id[k]: v for k, v in found.items() if k in to_id}
     test = sorted(truth)[args.train_mics:]
-    calib = [_stem(n) for n in training.get("threshold_micrographs", [])]
+    calib_names = training.get("threshold_micrographs", [])
+    calib = sorted(match_names(calib_names, known)[0].values())
     expected = float(training["expected_particles"])
     picker = make_picker(build_host(), "topaz", {}, "cpu", 0, progress=False)
     picker.load(state)
