@@ -10,10 +10,11 @@ head per training data set plus a generic head for data sets it has never seen.
 * **From scratch** (``--set checkpoint=none``, needs labels): trunk and generic head trained on the
   labelled micrographs alone (phase 1 of §4.3 on one data set).
 * **Inference**: micrographs are rescaled so particles are about ``target_diameter_px`` (22) px (§4.1),
-  scored tile by tile (``tile``), each 16 px cell's anchor decoded to a centre (§3.1), then greedy NMS at
-  ``nms_fraction`` (0.5: the particle radius) of the diameter; scores are the particle logits and any
-  core thresholder cuts them (default ``fixed:LOGIT``: the model's own cut-off, the median over its
-  validation sets of the logit with the best F1, when it has one; else logit 0, probability 0.5).
+  scored tile by tile (``tile``) in four 90-degree rotations averaged cell by cell (``tta``), each 16 px
+  cell's anchor decoded to a centre (§3.1), then greedy NMS at ``nms_fraction`` (0.5: the particle radius)
+  of the diameter; scores are the particle logits and any core thresholder cuts them (default
+  ``fixed:LOGIT``: the model's own cut-off, the median over its validation sets of the logit with the best
+  F1, when it has one; else logit 0, probability 0.5; a few-shot head's own cut-off, ``_matched_cut``).
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ class HydraPicker(Picker):
 
         A few-shot head is trained with every unlabelled particle of its micrographs as background; with
         sparse labels (most particles unlabelled) its logits fall, and the generic head's cut-off keeps too
-        few picks (EMPIAR-10028, 25 labels on each of 2 micrographs: F1 0.445 at the generic cut, 0.746 at
+        few picks (EMPIAR-10028, 25 labels on each of 2 micrographs: F1 0.445 at the generic cut, 0.749 at
         this one, best 0.754; docs/benchmarks.md). The generic head's count is independent of how many
         particles were labelled."""
         from cryopick.progress import echo
