@@ -28,6 +28,14 @@ _GROUPS: dict[int, tuple[tuple[int, bool], ...]] = {
 TTA_SIZES = tuple(_GROUPS)
 
 
+def validate_size(instance, attribute, value) -> None:
+    """attrs validator of a picker setting that holds a group size: one of :data:`TTA_SIZES`, or None (the
+    picker's own default)."""
+    if value is not None and value not in _GROUPS:
+        raise ValueError(f"{attribute.name}={value}: the number of rotations/mirrors averaged, one of "
+                         f"{', '.join(map(str, TTA_SIZES))} (1 = off)")
+
+
 def transforms(n: int) -> tuple[tuple[int, bool], ...]:
     """The ``n`` transforms (1, 2, 4 or 8) as ``(quarter turns, mirror)`` pairs, for :func:`forward`,
     :func:`inverse` and :func:`points_back`."""

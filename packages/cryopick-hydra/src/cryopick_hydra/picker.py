@@ -28,6 +28,7 @@ from cryopick.config import config_to_dict
 from cryopick.errors import ConfigError
 from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
+from cryopick.tta import validate_size
 
 #: ``checkpoint`` value naming the generic model shipped in this package.
 BUILTIN = "builtin"
@@ -106,15 +107,7 @@ class HydraConfig:
     #: shipped model on all seven benchmark sets (ribosome 0.596 -> 0.600, TRPV1 0.285 -> 0.303, ASPIRE
     #: 0.604 -> 0.641 and 0.848 -> 0.869, C7 ring 0.166 -> 0.236; docs/benchmarks.md) for 2.5-4x the
     #: scoring time; 1 = one pass.
-    tta: int = attrs.field(default=4)
-
-    @tta.validator
-    def _group_size(self, attribute, value):
-        from cryopick.tta import TTA_SIZES
-
-        if value not in TTA_SIZES:
-            raise ValueError(f"tta={value}: the number of rotations/mirrors averaged, one of "
-                             + ", ".join(map(str, TTA_SIZES)))
+    tta: int = attrs.field(default=4, validator=validate_size)
 
 
 PRESETS: dict[str, dict] = {

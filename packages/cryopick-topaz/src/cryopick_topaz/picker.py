@@ -49,6 +49,7 @@ from cryopick.nms import extract_peaks
 from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
+from cryopick.tta import validate_size
 
 _RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
 DEFAULT_TTA = 4  # rotations averaged when scoring (TopazConfig.tta)
@@ -125,7 +126,7 @@ class TopazConfig:
     #: (docs/benchmarks.md). 1 = the reference's single pass (4x cheaper scoring). None = 4 for a model trained
     #: now or a topaz-em ``checkpoint``; a stored model scores as its default threshold was calibrated (1 for
     #: models trained before this setting existed).
-    tta: int | None = attrs.field(default=None)
+    tta: int | None = attrs.field(default=None, validator=validate_size)
     #: Ignore candidates closer than this fraction of the particle radius to the edge.
     border_fraction: float = 0.0
     #: Normalisation after downsampling: gmm (paper) or affine.
@@ -154,14 +155,6 @@ class TopazConfig:
     def _one_or_two(self, attribute, value):
         if value not in (1, 2):
             raise ValueError(f"count_folds={value}: 1 (one pilot) or 2 (cross-fitted pilots)")
-
-    @tta.validator
-    def _group_size(self, attribute, value):
-        from cryopick.tta import TTA_SIZES
-
-        if value is not None and value not in TTA_SIZES:
-            raise ValueError(f"tta={value}: the number of rotations/mirrors averaged, one of "
-                             f"{', '.join(map(str, TTA_SIZES))} (1 = off)")
 
     @prior_radius.validator
     def _positive_or_none(self, attribute, value):
