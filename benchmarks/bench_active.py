@@ -74,8 +74,8 @@ def run_loop(ds: Dataset, train: list[Path], test: list[Path], acquisition: str,
                             query_names=[p.stem for p in train], seed=seed)
     oracle = SimulatedOracle(truth, d_pre)
     session.fit()
-    out = {"features_s": round(t_features, 1), "ap0": round(session.evaluate()["ap"], 4), "ap": {}, "best_f1": {},
-           "loop_s": {}}
+    out = {"features_s": round(t_features, 1), "ap0": round(session.evaluate()["ap"], 4), "ap": {}, "f1": {},
+           "best_f1": {}, "loop_s": {}}
     t1 = time.perf_counter()
     todo = sorted(budgets)
     while todo:
@@ -84,6 +84,7 @@ def run_loop(ds: Dataset, train: list[Path], test: list[Path], acquisition: str,
             break
         while todo and session.asked >= todo[0]:
             out["ap"][todo[0]] = round(report.ap, 4)
+            out["f1"][todo[0]] = round(report.f1, 4)  # at the picker's default cut-off
             out["best_f1"][todo[0]] = round(report.best_f1, 4)
             out["loop_s"][todo[0]] = round(time.perf_counter() - t1, 1)
             todo.pop(0)
@@ -190,6 +191,13 @@ def table(results: list[dict], budgets: list[int]) -> str:
                 secs = f"{m['features_s']} + " + "/".join(str(m["loop_s"].get(b)) for b in budgets)
             cells = " ".join(f"{a:7.3f}" if isinstance(a, float) else f"{'-':>7}" for a in aps)
             lines.append(f"{r['dataset']:28} {method:8} {cells}   {secs}")
+    lines += ["", "F1 at the default cut-off (best F1), active questions"]
+    for r in results:
+        if "active" in r and "f1" in r["active"]:
+            m = r["active"]
+            cells = "  ".join(f"{b}: {m['f1'].get(b, float('nan')):.3f} ({m['best_f1'].get(b, float('nan')):.3f})"
+                              for b in budgets)
+            lines.append(f"{r['dataset']:28} {cells}")
     return "\n".join(lines)
 
 

@@ -59,3 +59,37 @@ def test_the_loop_is_deterministic(entropy_rounds, make):
     session, oracle = make()
     again = [session.run_round(oracle, 5) for _ in range(2)]
     assert [r.ap for r in again] == [r.ap for r in reports[:2]]
+
+
+def test_default_cut_off_is_otsu_over_every_micrograph_and_evaluate_uses_it(entropy_rounds):
+    from cryopick.metrics import evaluate
+    from cryopick.threshold import Otsu
+
+    _, reports, session = entropy_rounds
+    assert session.picker.default_threshold == "otsu"
+    cands = session.candidates()
+    cut = Otsu().cutoff(np.concatenate([c.score for c in cands.values()]))
+    picks = session.picks()
+    for name, c in cands.items():
+        assert np.array_equal(picks[name].xy, c.above(cut).xy)
+    # one micrograph's picks use the cut of all of them
+    name = sorted(cands)[0]
+    assert np.array_equal(session.picks([name])[name].xy, picks[name].xy)
+    e = evaluate(picks, {n: session.truth[n] for n in picks}, diameter_px=session.diameter_px)
+    assert reports[-1].f1 == pytest.approx(e.f1)
+
+
+def test_default_cut_off_on_a_crowded_micrograph_beats_probability_one_half(simulated_session):
+    """The regression's mean probability is pulled to pi (eq. 3), so on a crowded micrograph probability 0.5
+    keeps a few particles (F1 0.16 here); the default cut-off comes from the logits' histogram (0.57)."""
+    from cryopick.metrics import evaluate
+
+    session, truth = simulated_session(particles=70, sim_seed=7)
+    oracle = SimulatedOracle(truth, session.diameter_px)
+    for _ in range(4):
+        session.run_round(oracle, 5)
+    cands = session.candidates()
+    half = evaluate({n: c.above(0.0) for n, c in cands.items()}, truth, diameter_px=session.diameter_px)
+    default = evaluate(session.picks(), truth, diameter_px=session.diameter_px)
+    assert default.f1 > half.f1 + 0.25
+    assert default.recall > 3 * half.recall

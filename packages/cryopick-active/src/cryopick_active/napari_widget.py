@@ -87,7 +87,7 @@ class ActiveWidget(QWidget):
             self._stash()
         self.current = name
         self.image_layer.data = self.session.image(name)
-        picks = self.session.candidates([name])[name].above(0.0)
+        picks = self.session.picks([name])[name]
         self.picks_layer.data = np.stack([picks.y, picks.x], axis=1) if len(picks) else np.zeros((0, 2))
         here = [q for q in self.queries if q.name == name]
         self.queries_layer.data = np.array([[q.y, q.x] for q in here]) if here else np.zeros((0, 2))
@@ -134,13 +134,13 @@ class ActiveWidget(QWidget):
         return report
 
     def export(self, out: str | Path | None = None) -> list[Path]:
-        """Write the current picks (probability >= 0.5) of every micrograph as one RELION STAR file."""
+        """Write the current picks (the picker's default cut-off) of every micrograph as one RELION STAR file."""
         from cryopick.io.star import write_star
 
         picks = {}
-        for name, c in self.session.candidates().items():
+        for name, c in self.session.picks().items():
             fx, fy = self.session.items[name].factor
-            picks[name] = c.above(0.0).scaled((1 / fx, 1 / fy))
+            picks[name] = c.scaled((1 / fx, 1 / fy))
         files = write_star(picks, Path(out or self.export_dir))
         self._status(f"wrote {files[0]}" if files else "")
         return files

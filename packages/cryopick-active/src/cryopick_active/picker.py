@@ -11,7 +11,9 @@
   unlabelled and only enters the expected-pi term.
 * **Picking**: local maxima of the logit map at least ``nms_fraction`` diameters apart, scored by their logit,
   then the candidates on their shoulders (``nms=tiered``: scored logit - 1000, so ranked after every local
-  maximum); the default threshold ``fixed:0`` keeps probability >= 0.5.
+  maximum); the default threshold is Otsu's cut of the candidates' logits over the run (``otsu``). Probability
+  0.5 (``fixed:0``) is no particle/background boundary here: the expected-pi term (eq. 3) pulls the mean
+  probability to ``pi``, so on crowded micrographs it keeps a few per cent of the particles.
 
 The stored model carries the feature network's weights with the regression, so it picks anywhere.
 """
@@ -133,7 +135,7 @@ class ActivePicker(Picker):
 
     Config = ActiveConfig
     presets: ClassVar[dict[str, dict]] = PRESETS
-    default_threshold = "fixed:0"
+    default_threshold = "otsu"
     #: A labelled set of the project to train on when a run brings no labels (core reads it).
     label_set: ClassVar[str] = LABEL_SET
     #: The demo gives 25 particles of one micrograph (as clicks; no negatives): run ``cryopick active label``

@@ -84,6 +84,7 @@ class ActiveSession:
         self.reports: list[RoundReport] = []
         self.model = None
         self.asked = 0
+        self._cuts = None  # (model, {name: cut-off}) of picks()
 
     # -- state ----------------------------------------------------------------------------------------
     def image(self, name: str) -> np.ndarray:
@@ -126,14 +127,32 @@ class ActiveSession:
         return {n: self.picker.peaks(self.picker.logits(self.items[n].features), self.diameter_px)
                 for n in (names or sorted(self.items))}
 
+    def picks(self, names: list[str] | None = None, candidates: dict[str, Particles] | None = None
+              ) -> dict[str, Particles]:
+        """The candidates of ``names`` (default all) above the picker's default cut-off. The thresholder sees
+        the candidates of ``candidates`` when given, else of every micrograph of the session (as ``cryopick
+        run`` cuts a run's micrographs together); that cut is kept until the next fit."""
+        from cryopick.stages.pick import compute_cutoffs
+
+        spec, host = self.picker.default_threshold, self.picker.context.plugin_host()
+        if candidates is not None:
+            cuts, _ = compute_cutoffs(candidates, spec, host)
+            return {n: c.above(cuts[n]) for n, c in candidates.items()}
+        if self._cuts is None or self._cuts[0] is not self.model:
+            self._cuts = (self.model, compute_cutoffs(self.candidates(), spec, host)[0])
+        names = names or sorted(self.items)
+        cands = self.candidates(names)
+        return {n: cands[n].above(self._cuts[1][n]) for n in names}
+
     def evaluate(self) -> dict | None:
-        """AP, F1 at logit 0 and best F1 against the truth on ``eval_names``; None without truth."""
+        """AP, F1 at the picker's default cut-off and best F1 against the truth on ``eval_names``; None
+        without truth."""
         if not self.truth:
             return None
         from cryopick.metrics import evaluate
 
         cands = self.candidates(self.eval_names)
-        picks = {n: c.above(0.0) for n, c in cands.items()}
+        picks = self.picks(candidates=cands)
         truth = {n: self.truth.get(n, Particles.empty()) for n in self.eval_names}
         e = evaluate(picks, truth, diameter_px=self.diameter_px, candidates=cands)
         return {"ap": e.average_precision, "f1": e.f1, "best_f1": e.best_f1, "precision": e.precision,

@@ -119,22 +119,28 @@ def parse_threshold(spec: str, host) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def threshold(project, host, run: str, spec: str, scope: str | None = None) -> ThresholdResult:
-    """Cut the run's candidates with thresholder ``spec`` (``NAME[:VALUE]``), per micrograph or over the
-    data set (``scope``; default: the thresholder entry's ``scope``)."""
+def compute_cutoffs(candidates: dict, spec: str, host, scope: str | None = None) -> tuple[dict[str, float], str]:
+    """Per-micrograph cut-offs of thresholder ``spec`` (``NAME[:VALUE]``) for ``{name: Particles}``
+    candidates, computed per micrograph or over all of them (``scope``; default: the thresholder entry's
+    ``scope``). Returns ``(cutoffs, scope)``."""
     name, params = parse_threshold(spec, host)
     thresholder = host.thresholders.load(name)(**params)
     scope = scope or host.thresholders.get(name).scope
     if scope not in ("micrograph", "dataset"):
         raise ConfigError(f"--threshold-scope {scope}: use micrograph or dataset")
-    cands = project.candidates(run)
     if scope == "dataset":
-        all_scores = np.concatenate([c.score for c in cands.values()]) if cands else np.zeros(0)
+        all_scores = np.concatenate([c.score for c in candidates.values()]) if candidates else np.zeros(0)
         cut = thresholder.cutoff(all_scores)
-        cutoffs = {n: cut for n in cands}
-    else:
-        cutoffs = {n: thresholder.cutoff(c.score) for n, c in cands.items()}
-    picks = {n: c.above(cutoffs[n]) for n, c in cands.items()}
-    project.put_picks(run, picks, cutoffs, spec)
+        return {n: cut for n in candidates}, scope
+    return {n: thresholder.cutoff(c.score) for n, c in candidates.items()}, scope
+
+
+def threshold(project, host, run: str, spec: str, scope: str | None = None) -> ThresholdResult:
+    """Cut the run's candidates with thresholder ``spec`` (``NAME[:VALUE]``), per micrograph or over the
+    data set (``scope``; default: the thresholder entry's ``scope``)."""
+    cands = project.candidates(run)
+    cuts, scope = compute_cutoffs(cands, spec, host, scope)
+    picks = {n: c.above(cuts[n]) for n, c in cands.items()}
+    project.put_picks(run, picks, cuts, spec)
     project.put_run_info(run, threshold=spec, threshold_scope=scope, status="picked", updated=time.time())
     return ThresholdResult(picks, spec, scope)
