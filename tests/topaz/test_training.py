@@ -61,3 +61,31 @@ def test_training_beats_untrained(data):
     again = TopazPicker(config, PickerContext(seed=0, progress=False)).train(TrainingData(train, SIM.diameter_px))
     for k, v in state.arrays.items():
         np.testing.assert_array_equal(v, again.arrays[k])
+
+
+def test_compile_auto_is_on_for_the_default_schedule_on_cpu_only():
+    default = TopazPicker(build_config(TopazConfig, {}, PRESETS), PickerContext(seed=0, progress=False))
+    assert default._training_step("cpu").enabled
+    assert not default._training_step("cuda").enabled
+    tiny = TopazPicker(build_config(TopazConfig, {"preset": "tiny"}, PRESETS), PickerContext(seed=0, progress=False))
+    assert not tiny._training_step("cpu").enabled
+    off = TopazPicker(build_config(TopazConfig, {"compile": "off"}, PRESETS), PickerContext(seed=0, progress=False))
+    assert not off._training_step("cpu").enabled
+
+
+def test_compiled_training_gives_the_eager_network(data):
+    """torch.compile + channels-last change the speed, not the training: same seed, same weights to float
+    rounding after a few minibatches, stored in the default memory order."""
+    weights = {}
+    for mode in ("off", "on"):
+        config = build_config(TopazConfig, {"preset": "tiny", "epochs": "1", "epoch_size": "4", "compile": mode,
+                                            "expected_particles": "14"}, PRESETS)
+        picker = TopazPicker(config, PickerContext(seed=0, progress=False))
+        state = picker.train(TrainingData(data[:2], SIM.diameter_px))
+        assert picker._training_step("cpu").enabled is (mode == "on")
+        weights[mode] = state.arrays
+        for v in picker.model.state_dict().values():
+            assert v.is_contiguous()
+    assert weights["on"].keys() == weights["off"].keys()
+    for k in weights["off"]:
+        np.testing.assert_allclose(weights["on"][k], weights["off"][k], rtol=1e-4, atol=1e-5, err_msg=k)

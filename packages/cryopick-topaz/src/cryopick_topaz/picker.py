@@ -50,8 +50,19 @@ from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
 from cryopick.tta import validate_size
+from cryopick.torchutil import channels_last, contiguous
 
 _RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
+
+
+def _train_forward(model, x):
+    """Features and flat logits of a minibatch (module level: compiled once for every network of a run)."""
+    z = model.extract(x)
+    return z, model.classifier(z).flatten()
+
+
+#: Minibatches from which ``compile="auto"`` compiles the training step.
+COMPILE_MIN_STEPS = 500
 DEFAULT_TTA = 4  # rotations averaged when scoring (TopazConfig.tta)
 
 
@@ -131,6 +142,11 @@ class TopazConfig:
     border_fraction: float = 0.0
     #: Normalisation after downsampling: gmm (paper) or affine.
     normalization: Literal["gmm", "affine"] = "gmm"
+    #: Compile the training step (``torch.compile``, channels-last; cryopick.torchutil.CompiledStep): "auto" =
+    #: on CPU for runs of at least 500 minibatches (the default schedule: the same network and numbers to
+    #: float rounding, about 2x faster per minibatch on 1-2 cores; compiling costs 15-60 s once per process),
+    #: "on", or "off" (eager). Falls back to eager when compiling is not possible here.
+    compile: Literal["auto", "on", "off"] = "auto"
     #: Output tile size (pixels) and tiles per batch when scoring whole micrographs.
     tile: int = 512
     tile_batch: int = 2
@@ -465,6 +481,9 @@ class TopazPicker(Picker):
         n_pos = max(1, int(round(cfg.balance * cfg.minibatch)))
         n_unl = max(1, cfg.minibatch - n_pos)
         val = self._validation_set(model, val_items, rng) if val_items else None
+        forward = self._training_step(device)
+        if forward.enabled:
+            model = channels_last(model)
 
         history: list[dict] = []
         best_ap, best_state, best_epoch = -np.inf, None, epochs
@@ -480,8 +499,7 @@ class TopazPicker(Picker):
                 batch = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
                 x = torch.from_numpy(batch)[:, None]
                 x = augment(x, rf, gen, rotate=cfg.augment).to(device)
-                z = model.extract(x)
-                logits = model.classifier(z).flatten()
+                z, logits = forward(model, channels_last(x) if forward.enabled else x)
                 loss = loss_fn(logits[:n_pos], logits[n_pos:], prior)
                 if decoder is not None:
                     # Autoencoder regulariser, Online Methods §5: gamma E_{x~D} ||x - d(f(x))||^2, summed over
@@ -502,8 +520,25 @@ class TopazPicker(Picker):
                  + (f", validation AP {record['val_ap']:.3f}" if "val_ap" in record else ""))
         if best_state is not None:
             model.load_state_dict(best_state)
+        model = contiguous(model)
         model.eval()
         return {"model": model, "pi": pi, "pi_u": pi_u, "history": history, "best_epoch": best_epoch}
+
+    def _training_step(self, device: str):
+        """The training forward, compiled per the ``compile`` setting (one per picker: pilots and the final
+        network share its graph)."""
+        from cryopick.torchutil import CompiledStep
+
+        cfg = self.config
+        if cfg.compile == "auto":
+            enabled = device == "cpu" and cfg.epochs * cfg.epoch_size >= COMPILE_MIN_STEPS
+        else:
+            enabled = cfg.compile == "on"
+        if not enabled:
+            return CompiledStep(_train_forward, False)
+        if getattr(self, "_step", None) is None:
+            self._step = CompiledStep(_train_forward, True, "topaz train")
+        return self._step  # disabled for good if compiling failed once
 
     def _validation_set(self, model, items, rng, max_pos: int = 2000, n_unl: int = 6000):
         """Fixed crops of the held-out micrographs: positive pixels (within ``radius``) and random others."""
