@@ -76,6 +76,9 @@ class CompiledStep:
             if self._compiled is None:
                 import torch
 
+                from cryopick.progress import echo
+
+                echo(f"{self.label}: compiling the training step (torch.compile; once per run, 15-60 s on CPU)")
                 self._compiled = torch.compile(self.fn)
             return self._compiled(model, x)
         except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to eager
