@@ -110,3 +110,22 @@ def test_heads_may_be_named_with_dots_and_percent_signs():
     assert sorted(back.head_names) == sorted(net.head_names)
     net.eval(), back.eval()
     torch.testing.assert_close(back(x, "aspire:aspire-snr0.005")[0], net(x, "aspire:aspire-snr0.005")[0])
+
+
+def test_picking_scale_is_pick_diameter_px_and_training_scale_is_target_diameter_px():
+    """Picking (and the few-shot head) downsamples to pick_diameter_px (25 by default: the shipped model, trained
+    at 22, ranks best there on independent data); ``pick_diameter_px=none`` (what ``cryopick hydra train`` sets)
+    falls back to target_diameter_px (§4.1)."""
+    from cryopick.host import build_host
+    from cryopick.pickers import make_picker
+
+    host = build_host()
+    picker = make_picker(host, "hydra", {}, "cpu", 0)
+    assert picker.scale_px() == 25.0
+    assert picker.preprocessing(100.0, None)[0] == ("downsample", {"factor": 4.0})
+    assert picker._losses().box_px == 25.0
+    training = make_picker(host, "hydra", {"pick_diameter_px": "none"}, "cpu", 0)
+    assert training.scale_px() == training.config.target_diameter_px == 22.0
+    assert training.preprocessing(110.0, None)[0] == ("downsample", {"factor": 5.0})
+    # small particles are never upsampled
+    assert picker.preprocessing(20.0, None)[0] == ("downsample", {"factor": 1.0})

@@ -164,6 +164,7 @@ def train_command(ctx, datasets, out, preset, phase1_steps, phase2_steps, eval_e
     ensure_writable_file(out, "--out")
     values = parse_settings(settings)
     values["checkpoint"] = NONE  # the architecture comes from the settings: this command makes the model
+    values["pick_diameter_px"] = "none"  # training data at target_diameter_px (§4.1), not the picking size
     if preset:
         values["preset"] = preset
     picker = make_picker(get_host(ctx), "hydra", values, device, seed)

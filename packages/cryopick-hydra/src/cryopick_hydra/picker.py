@@ -9,7 +9,8 @@ head per training data set plus a generic head for data sets it has never seen.
   bias loss keeps it near the generic head).
 * **From scratch** (``--set checkpoint=none``, needs labels): trunk and generic head trained on the
   labelled micrographs alone (phase 1 of §4.3 on one data set).
-* **Inference**: micrographs are rescaled so particles are about ``target_diameter_px`` (22) px (§4.1),
+* **Inference**: micrographs are rescaled so particles are about ``pick_diameter_px`` (25) px (§4.1: 20-24;
+  the shipped model, trained at 22, ranks particles best at 25 on independent data),
   scored tile by tile (``tile``) in four 90-degree rotations averaged cell by cell (``tta``), each 16 px
   cell's anchor decoded to a centre (§3.1), then greedy NMS at ``nms_fraction`` (0.5: the particle radius)
   of the diameter; scores are the particle logits and any core thresholder cuts them (default
@@ -65,8 +66,15 @@ class HydraConfig:
     checkpoint: str = BUILTIN
     #: Head used for zero-shot picking: ``generic`` or the name of one of the model's data-set heads.
     head: str = "generic"
-    #: Micrographs are downsampled so particles are about this wide (§4.1: 20-24 px).
+    #: Multi-data-set training (``cryopick hydra train``) downsamples micrographs so particles are about this
+    #: wide (§4.1: 20-24 px; the shipped model was trained at 22).
     target_diameter_px: float = 22.0
+    #: Picking (zero-shot, and the few-shot head, trained at the size it picks at) downsamples so particles are
+    #: about this wide; None = ``target_diameter_px``. 25: the shipped model ranks particles best there on the
+    #: independent sets (zero-shot AP, 22 -> 25: ribosome 0.600 -> 0.633, TRPV1 0.303 -> 0.336, ASPIRE 0.005
+    #: 0.641 -> 0.647, ASPIRE 0.01 0.869 -> 0.897, apoferritin 0.050 -> 0.034; our simulator's held-out
+    #: species fall: dumbbell 0.115 -> 0.103, C7 ring 0.236 -> 0.170; docs/benchmarks.md).
+    pick_diameter_px: float | None = 25.0
 
     # Network (only used with checkpoint=none; a model file brings its own architecture).
     trunk_channels: int = 64
@@ -154,8 +162,13 @@ class HydraPicker(Picker):
         return self.context.device or "cpu"
 
     def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
-        factor = max(1.0, diameter_px / self.config.target_diameter_px)  # §4.1: particles about 22 px
+        factor = max(1.0, diameter_px / self.scale_px())  # §4.1: particles about 20-24 px
         return [("downsample", {"factor": round(factor, 4)}), ("normalize", {})]
+
+    def scale_px(self) -> float:
+        """Particle diameter (px) micrographs are downsampled to for picking and few-shot training."""
+        cfg = self.config
+        return float(cfg.pick_diameter_px or cfg.target_diameter_px)
 
     # -- models ---------------------------------------------------------------------------------------
     def _architecture(self) -> dict:
@@ -180,7 +193,7 @@ class HydraPicker(Picker):
         load = self.context.load
         return LossSettings(focal=load("loss", "hydra-focal")(alpha=cfg.alpha, gamma=cfg.gamma),
                             localisation=load("loss", "hydra-l1")(), bias=load("loss", "hydra-bias")(),
-                            lambda_cls=cfg.lambda_cls, lambda_bias=cfg.lambda_bias, box_px=cfg.target_diameter_px,
+                            lambda_cls=cfg.lambda_cls, lambda_bias=cfg.lambda_bias, box_px=self.scale_px(),
                             iou=cfg.iou)
 
     def train(self, data: TrainingData) -> ModelState:
