@@ -70,20 +70,18 @@ class CompiledStep:
         self._compiled = None
 
     def __call__(self, model, x):
+        from cryopick.progress import echo
+
         if not self.enabled:
             return self.fn(model, x)
         try:
             if self._compiled is None:
                 import torch
 
-                from cryopick.progress import echo
-
                 echo(f"{self.label}: compiling the training step (torch.compile; once per run, 15-60 s on CPU)")
                 self._compiled = torch.compile(self.fn)
             return self._compiled(model, x)
         except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back to eager
-            from cryopick.progress import echo
-
             self.enabled = False
             echo(f"{self.label}: torch.compile is not available here ({type(exc).__name__}); training eagerly, "
                  "which is as accurate and about 2x slower on CPU (--set compile=off silences this)")

@@ -49,8 +49,8 @@ from cryopick.nms import extract_peaks
 from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
-from cryopick.tta import validate_size
 from cryopick.torchutil import channels_last, contiguous
+from cryopick.tta import validate_size
 
 _RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
 
@@ -223,6 +223,7 @@ class TopazPicker(Picker):
         self.info: dict = {}
         self._init_spec: dict | None = None  # layer list of a topaz-em ``init`` network
         self._init_file: str | None = None  # the file ``init`` named (init=topaz-em: the one found)
+        self._step = None  # the compiled training step, shared by the count pilots and the final network
 
     # -- preprocessing --------------------------------------------------------------------------------
     def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
@@ -536,7 +537,7 @@ class TopazPicker(Picker):
             enabled = cfg.compile == "on"
         if not enabled:
             return CompiledStep(_train_forward, False)
-        if getattr(self, "_step", None) is None:
+        if self._step is None:
             self._step = CompiledStep(_train_forward, True, "topaz train")
         return self._step  # disabled for good if compiling failed once
 
