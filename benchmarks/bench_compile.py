@@ -42,7 +42,7 @@ def main(argv=None) -> int:
             model, xb = channels_last(model), channels_last(x)
         opt = torch.optim.Adam(model.parameters(), lr=2e-4)
 
-        def one():
+        def one(step=step, model=model, xb=xb, opt=opt):
             _, logits = step(model, xb)
             loss = torch.nn.functional.softplus(-logits).mean()
             opt.zero_grad(set_to_none=True)
