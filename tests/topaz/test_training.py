@@ -1,5 +1,7 @@
 """Training on simulated micrographs beats an untrained network; the model survives a weights round trip."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,81 @@ def test_compiled_training_gives_the_eager_network(data):
     assert weights["on"].keys() == weights["off"].keys()
     for k in weights["off"]:
         np.testing.assert_allclose(weights["on"][k], weights["off"][k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def _recording_steps(monkeypatch):
+    """Every parameter of every network after each optimiser step (the Adam of topaz's training)."""
+    import torch
+
+    seen = []
+    orig = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        out = orig(self, *args, **kwargs)
+        seen.append([p.detach().clone() for group in self.param_groups for p in group["params"]])
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    return seen
+
+
+@pytest.mark.parametrize("fraction, averaged", [(0.5, 15), (1.0, 30)])
+def test_weight_averaging_keeps_the_mean_of_the_last_updates(data, monkeypatch, fraction, averaged):
+    """average_fraction = f: the network's weights are the mean of its weights after each of the last f x N
+    updates (SWA), and its BatchNorm statistics are recomputed for them (they differ from the last update's)."""
+    import torch
+
+    seen = _recording_steps(monkeypatch)
+    settings = {"preset": "tiny", "epochs": "2", "epoch_size": "15", "expected_particles": "14"}
+    config = build_config(TopazConfig, {**settings, "average_fraction": str(fraction)}, PRESETS)
+    picker = TopazPicker(config, PickerContext(seed=0, progress=False))
+    picker.train(TrainingData(data[:2], SIM.diameter_px))
+    assert len(seen) == 30
+    mean = [torch.stack(ps).mean(0) for ps in zip(*seen[-averaged:], strict=True)]
+    for p, m, last in zip(picker.model.parameters(), mean, seen[-1], strict=True):
+        torch.testing.assert_close(p.detach(), m, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(p.detach(), last) for p, last in zip(picker.model.parameters(), seen[-1],
+                                                                      strict=True))
+
+    seen.clear()  # the same training without averaging: the last update's weights and BN statistics
+    plain = TopazPicker(build_config(TopazConfig, settings, PRESETS), PickerContext(seed=0, progress=False))
+    plain.train(TrainingData(data[:2], SIM.diameter_px))
+    for p, last in zip(plain.model.parameters(), seen[-1], strict=True):
+        torch.testing.assert_close(p.detach(), last)
+    bn = [(a, b) for (n, a), (_, b) in zip(picker.model.named_buffers(), plain.model.named_buffers(), strict=True)
+          if n.endswith("running_mean")]
+    assert bn and all(not torch.allclose(a, b) for a, b in bn)
+
+
+def test_average_fraction_is_a_fraction():
+    from cryopick.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="average_fraction=1.5: a fraction"):
+        build_config(TopazConfig, {"average_fraction": "1.5"}, PRESETS)
+
+
+def test_the_calibration_micrographs_are_not_scored_twice(data, monkeypatch):
+    """train() scores the unlabelled micrographs to set the threshold; picking them afterwards reuses those
+    candidates (same pixels, same model), whatever array holds the pixels. A new model scores again."""
+    config = build_config(TopazConfig, {"preset": "tiny", "epochs": "1", "epoch_size": "10",
+                                        "expected_particles": "14"}, PRESETS)
+    picker = TopazPicker(config, PickerContext(seed=0, progress=False))
+    calls = []
+    orig = TopazPicker.score_map
+    monkeypatch.setattr(TopazPicker, "score_map", lambda self, image, tta=None: calls.append(1) or orig(self, image, tta))
+    picker.train(TrainingData(data[:2], SIM.diameter_px, unlabelled=data[2:]))
+    assert len(calls) == 2  # the two unlabelled micrographs, for the threshold
+    again = picker.score(data[2].image.copy(), SIM.diameter_px)
+    assert len(calls) == 2 and len(again)
+    again.score[:] = 0  # a caller may change its candidates without touching the remembered ones
+    first = picker.score(data[2].image, SIM.diameter_px)
+    assert len(calls) == 2 and np.any(first.score != 0)
+    fresh = TopazPicker(config, PickerContext(seed=0, progress=False))
+    fresh.model = picker.model
+    recomputed = fresh.score(data[2].image, SIM.diameter_px)
+    assert len(calls) == 3
+    np.testing.assert_array_equal(recomputed.score, first.score)
+    np.testing.assert_array_equal(recomputed.x, first.x)
+    picker.model = copy.deepcopy(picker.model)  # another model: scored anew
+    picker.score(data[2].image, SIM.diameter_px)
+    assert len(calls) == 4

@@ -64,6 +64,7 @@ def _train_forward(model, x):
 #: Minibatches from which ``compile="auto"`` compiles the training step.
 COMPILE_MIN_STEPS = 500
 DEFAULT_TTA = 4  # rotations averaged when scoring (TopazConfig.tta)
+SCORED_CACHE = 16  # micrographs whose candidates a picker remembers (TopazPicker.score)
 
 
 @attrs.define
@@ -116,6 +117,13 @@ class TopazConfig:
     epochs: int = 4
     #: Random rotations (0-360) and flips of training crops.
     augment: bool = True
+    #: Weight averaging (stochastic weight averaging, Izmailov et al. 2018): the network kept is the mean of
+    #: its weights after each of the last ``average_fraction`` of the minibatch updates, with the BatchNorm
+    #: statistics recomputed for the mean weights; 0 = the last update's weights (the reference). Applies to
+    #: the count pilots too. Not with validation_fraction > 0 (best-epoch selection keeps one epoch's weights).
+    average_fraction: float = attrs.field(default=0.0)
+    #: Minibatches of training crops that recompute the BatchNorm statistics of averaged weights.
+    average_bn_batches: int = 16
     #: Also draw unlabelled crops from the micrographs without labels (the paper's PU setting draws them from
     #: all micrographs); pi is then the positive fraction over all of them.
     use_unlabelled: bool = False
@@ -172,6 +180,11 @@ class TopazConfig:
         if value not in (1, 2):
             raise ValueError(f"count_folds={value}: 1 (one pilot) or 2 (cross-fitted pilots)")
 
+    @average_fraction.validator
+    def _fraction(self, attribute, value):
+        if not 0 <= value <= 1:
+            raise ValueError(f"average_fraction={value}: a fraction of the training updates, 0 to 1 (0 = off)")
+
     @prior_radius.validator
     def _positive_or_none(self, attribute, value):
         if value is not None and not value > 0:
@@ -224,6 +237,9 @@ class TopazPicker(Picker):
         self._init_spec: dict | None = None  # layer list of a topaz-em ``init`` network
         self._init_file: str | None = None  # the file ``init`` named (init=topaz-em: the one found)
         self._step = None  # the compiled training step, shared by the count pilots and the final network
+        # Candidates already scored by the current model, by (pixels, diameter, nms, tta): the threshold's
+        # calibration scores the unlabelled micrographs, and the pick stage then asks for the same ones.
+        self._scored: tuple[object, dict] = (None, {})
 
     # -- preprocessing --------------------------------------------------------------------------------
     def preprocessing(self, diameter_px: float, pixel_size_a: float | None) -> list[tuple[str, dict]]:
@@ -486,6 +502,16 @@ class TopazPicker(Picker):
         if forward.enabled:
             model = channels_last(model)
 
+        def minibatch():
+            batch = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
+            x = augment(torch.from_numpy(batch)[:, None], rf, gen, rotate=cfg.augment).to(device)
+            return channels_last(x) if forward.enabled else x
+
+        # Weight averaging (SWA) over the last ``average_fraction`` of the updates; not with best-epoch selection.
+        n_updates = epochs * cfg.epoch_size
+        n_avg = 0 if val is not None else int(round(cfg.average_fraction * n_updates))
+        mean_weights, n_averaged, update = None, 0, 0
+
         history: list[dict] = []
         best_ap, best_state, best_epoch = -np.inf, None, epochs
         for epoch in range(epochs):
@@ -497,10 +523,8 @@ class TopazPicker(Picker):
             if self.context.progress:
                 steps = progress(steps, f"{title} epoch {epoch + 1}/{epochs}", total=cfg.epoch_size)
             for _ in steps:
-                batch = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
-                x = torch.from_numpy(batch)[:, None]
-                x = augment(x, rf, gen, rotate=cfg.augment).to(device)
-                z, logits = forward(model, channels_last(x) if forward.enabled else x)
+                x = minibatch()
+                z, logits = forward(model, x)
                 loss = loss_fn(logits[:n_pos], logits[n_pos:], prior)
                 if decoder is not None:
                     # Autoencoder regulariser, Online Methods §5: gamma E_{x~D} ||x - d(f(x))||^2, summed over
@@ -510,6 +534,15 @@ class TopazPicker(Picker):
                 loss.backward()
                 opt.step()
                 total += float(loss.detach())
+                update += 1
+                if n_avg and update > n_updates - n_avg:
+                    with torch.no_grad():  # running mean of the weights after each averaged update
+                        if mean_weights is None:
+                            mean_weights = [p.detach().clone() for p in model.parameters()]
+                        else:
+                            for m, p in zip(mean_weights, model.parameters(), strict=True):
+                                m.add_(p.detach() - m, alpha=1.0 / (n_averaged + 1))
+                    n_averaged += 1
             record = {"epoch": epoch + 1, "loss": total / max(cfg.epoch_size, 1)}
             if val is not None:
                 record["val_ap"] = self._validate(model, val)
@@ -521,9 +554,34 @@ class TopazPicker(Picker):
                  + (f", validation AP {record['val_ap']:.3f}" if "val_ap" in record else ""))
         if best_state is not None:
             model.load_state_dict(best_state)
+        if mean_weights is not None and n_averaged > 1:
+            self._set_averaged(model, mean_weights, minibatch)
         model = contiguous(model)
         model.eval()
-        return {"model": model, "pi": pi, "pi_u": pi_u, "history": history, "best_epoch": best_epoch}
+        return {"model": model, "pi": pi, "pi_u": pi_u, "history": history, "best_epoch": best_epoch,
+                "averaged_updates": n_averaged if mean_weights is not None else 0}
+
+    def _set_averaged(self, model, mean_weights, minibatch) -> None:
+        """Give ``model`` the averaged weights and recompute its BatchNorm statistics for them: the running
+        means and variances were collected under the last weights, not the mean (SWA's BN update), from
+        ``average_bn_batches`` minibatches drawn as training draws them."""
+        import torch
+
+        with torch.no_grad():
+            for p, m in zip(model.parameters(), mean_weights, strict=True):
+                p.copy_(m)
+            norms = [mod for mod in model.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)]
+            if not norms:
+                return
+            momenta = [bn.momentum for bn in norms]
+            for bn in norms:
+                bn.reset_running_stats()
+                bn.momentum = None  # a cumulative mean over the minibatches below
+            model.train()
+            for _ in range(max(1, self.config.average_bn_batches)):
+                model(minibatch())
+            for bn, momentum in zip(norms, momenta, strict=True):
+                bn.momentum = momentum
 
     def _training_step(self, device: str):
         """The training forward, compiled per the ``compile`` setting (one per picker: pilots and the final
@@ -661,8 +719,23 @@ class TopazPicker(Picker):
     def score(self, image: np.ndarray, diameter_px: float, nms: str | None = None, tta: int | None = None
               ) -> Particles:
         """Candidates of ``image`` (preprocessed pixels), extracted by ``nms`` and scored with ``tta`` rotations
-        (defaults: the config's)."""
-        logits = self.score_map(image, tta)
-        return extract_peaks(logits, radius=max(1.0, self.config.nms_fraction * diameter_px),
-                             method=nms or self.config.nms,
-                             exclude_border=self.config.border_fraction * diameter_px / 2)
+        (defaults: the config's). The same pixels asked for again with the same model are not scored again."""
+        import hashlib
+
+        nms = nms or self.config.nms
+        tta = self._tta() if tta is None else tta
+        pixels = np.ascontiguousarray(image)
+        key = (hashlib.blake2b(pixels.view(np.uint8).reshape(-1), digest_size=16).digest(), pixels.shape,
+               pixels.dtype.str, float(diameter_px), nms, tta)
+        model, seen = self._scored
+        if model is not self.model:
+            seen = {}
+            self._scored = (self.model, seen)
+        if key not in seen:
+            logits = self.score_map(pixels, tta)
+            seen[key] = extract_peaks(logits, radius=max(1.0, self.config.nms_fraction * diameter_px), method=nms,
+                                      exclude_border=self.config.border_fraction * diameter_px / 2)
+            while len(seen) > SCORED_CACHE:
+                seen.pop(next(iter(seen)))
+        c = seen[key]
+        return Particles(c.x.copy(), c.y.copy(), c.score.copy())
