@@ -49,3 +49,33 @@ def test_augment_keeps_centre():
     out = augment(x, 7, torch.Generator().manual_seed(0))
     assert out.shape == (8, 1, 7, 7)
     assert torch.allclose(out[:, 0, 3, 3], torch.ones(8), atol=1e-5)
+
+
+@pytest.mark.parametrize("rotate", [True, False])
+def test_augment_is_affine_grid_rotation_then_flips(rotate):
+    """The same random rotation and flips as F.affine_grid + grid_sample, then flipping the output (what
+    augment computes with one broadcast grid): equal to float rounding, for the same generator state."""
+    import math
+
+    import torch.nn.functional as F
+
+    x = torch.randn(64, 1, 31, 31, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(7)
+    b, out_size = x.shape[0], 21
+    if rotate:
+        theta = torch.rand(b, generator=g) * (2 * math.pi)
+        k = out_size / x.shape[-1]
+        mat = torch.zeros(b, 2, 3)
+        mat[:, 0, 0], mat[:, 0, 1] = k * torch.cos(theta), -k * torch.sin(theta)
+        mat[:, 1, 0], mat[:, 1, 1] = k * torch.sin(theta), k * torch.cos(theta)
+        grid = F.affine_grid(mat, (b, 1, out_size, out_size), align_corners=False)
+        ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    else:
+        ref = x[:, :, 5:26, 5:26]
+    flips = torch.rand(b, 2, generator=g) < 0.5
+    ref = torch.where(flips[:, 0, None, None, None], ref.flip(-1), ref)
+    ref = torch.where(flips[:, 1, None, None, None], ref.flip(-2), ref)
+    assert flips[:, 0].any() and (~flips[:, 0]).any() and flips[:, 1].any()
+    out = augment(x, out_size, torch.Generator().manual_seed(7), rotate=rotate)
+    assert out.shape == ref.shape and out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
