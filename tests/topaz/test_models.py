@@ -53,3 +53,17 @@ def test_tiled_equals_untiled():
     tiled = score_map(model, image, tile=16, batch=3)
     np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-5)
     assert not model._fill  # left in crop mode
+
+
+def test_tiles_are_split_evenly():
+    """A side just over the tile size is cut into equal tiles, not padded out to whole tiles: a 70 x 53 image
+    with 40 px tiles scores 4 tiles of 35 x 27 (not 4 of 40 x 40, 1.7x the pixels), and still exactly."""
+    torch.manual_seed(2)
+    model = _randomise_bn(build_backbone("resnet8", 4), seed=2)
+    image = np.random.default_rng(2).normal(size=(70, 53)).astype(np.float32)
+    shapes = []
+    hook = model.register_forward_hook(lambda m, args, out: shapes.append(tuple(out.shape)))
+    tiled = score_map(model, image, tile=40, batch=4, fuse=False)
+    hook.remove()
+    assert shapes == [(4, 1, 35, 27)]
+    np.testing.assert_allclose(tiled, score_map(model, image, tile=512), rtol=1e-5, atol=1e-5)

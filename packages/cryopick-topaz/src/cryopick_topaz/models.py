@@ -325,8 +325,10 @@ def score_map(model: Classifier, image: np.ndarray, tile: int = 512, batch: int 
         img = np.asarray(image, dtype=np.float32)
         h, w = img.shape
         r = net.radius
-        th, tw = min(tile, h), min(tile, w)
-        ny, nx = math.ceil(h / th), math.ceil(w / tw)
+        # Equal tiles of at most ``tile`` pixels: a 700 px side is two tiles of 350, not two of 512 (which
+        # would score 1024 px, twice the pixels).
+        ny, nx = math.ceil(h / tile), math.ceil(w / tile)
+        th, tw = math.ceil(h / ny), math.ceil(w / nx)
         # Pad so that every tile's window exists: radius on the left/top, radius + the rest on the right.
         padded = np.pad(img, ((r, r + ny * th - h), (r, r + nx * tw - w)),
                         mode=pad_mode if pad_mode != "constant" else "constant")
