@@ -128,7 +128,8 @@ def test_weight_averaging_keeps_the_mean_of_the_last_updates(data, monkeypatch, 
                                                                       strict=True))
 
     seen.clear()  # the same training without averaging: the last update's weights and BN statistics
-    plain = TopazPicker(build_config(TopazConfig, settings, PRESETS), PickerContext(seed=0, progress=False))
+    plain = TopazPicker(build_config(TopazConfig, {**settings, "average_fraction": "0"}, PRESETS),
+                        PickerContext(seed=0, progress=False))
     plain.train(TrainingData(data[:2], SIM.diameter_px))
     for p, last in zip(plain.model.parameters(), seen[-1], strict=True):
         torch.testing.assert_close(p.detach(), last)
