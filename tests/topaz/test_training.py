@@ -122,7 +122,7 @@ def test_weight_averaging_keeps_the_mean_of_the_last_updates(data, monkeypatch, 
     picker.train(TrainingData(data[:2], SIM.diameter_px))
     assert len(seen) == 30
     mean = [torch.stack(ps).mean(0) for ps in zip(*seen[-averaged:], strict=True)]
-    for p, m, last in zip(picker.model.parameters(), mean, seen[-1], strict=True):
+    for p, m in zip(picker.model.parameters(), mean, strict=True):
         torch.testing.assert_close(p.detach(), m, rtol=1e-5, atol=1e-6)
     assert any(not torch.allclose(p.detach(), last) for p, last in zip(picker.model.parameters(), seen[-1],
                                                                       strict=True))
