@@ -170,3 +170,17 @@ def test_the_calibration_micrographs_are_not_scored_twice(data, monkeypatch):
     picker.model = copy.deepcopy(picker.model)  # another model: scored anew
     picker.score(data[2].image, SIM.diameter_px)
     assert len(calls) == 4
+
+
+def test_count_pilots_keep_their_last_weights(data, monkeypatch):
+    """Only the final network is averaged: the count estimator's quantiles were chosen on pilots' last weights."""
+    averaged = []
+    orig = TopazPicker._set_averaged
+    monkeypatch.setattr(TopazPicker, "_set_averaged",
+                        lambda self, model, *a: averaged.append(model) or orig(self, model, *a))
+    config = build_config(TopazConfig, {"preset": "tiny", "epochs": "2", "epoch_size": "10"}, PRESETS)
+    picker = TopazPicker(config, PickerContext(seed=0, progress=False))
+    state = picker.train(TrainingData(data[:2], SIM.diameter_px))
+    assert state.config["training"]["expected_particles_source"] == "estimated"
+    assert state.config["training"]["count_estimate"]["folds"] == 2  # two pilots trained
+    assert len(averaged) == 1
