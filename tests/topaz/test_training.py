@@ -184,3 +184,4 @@ def test_count_pilots_keep_their_last_weights(data, monkeypatch):
     assert state.config["training"]["expected_particles_source"] == "estimated"
     assert state.config["training"]["count_estimate"]["folds"] == 2  # two pilots trained
     assert len(averaged) == 1
+    assert state.config["training"]["averaged_updates"] == 10  # half of the final network's 2 x 10 updates

@@ -413,6 +413,7 @@ class TopazPicker(Picker):
                      "expected_particles": expected,
                      "expected_particles_source": source, "autoencoder": gamma,
                      "best_epoch": fit["best_epoch"], "history": fit["history"], "receptive_field": model.receptive_field,
+                     "averaged_updates": fit["averaged_updates"],
                      "train_micrographs": [it.name for it in train_items],
                      "unlabelled_micrographs": [it.name for it in extra],
                      "validation_micrographs": [it.name for it in val_items]}
