@@ -566,12 +566,14 @@ class TopazPicker(Picker):
                  + (f", validation AP {record['val_ap']:.3f}" if "val_ap" in record else ""))
         if best_state is not None:
             model.load_state_dict(best_state)
-        if mean_weights is not None and n_averaged > 1:
+        if n_averaged < 2:  # nothing to average
+            n_averaged = 0
+        else:
             self._set_averaged(model, mean_weights, minibatch)
         model = contiguous(model)
         model.eval()
         return {"model": model, "pi": pi, "pi_u": pi_u, "history": history, "best_epoch": best_epoch,
-                "averaged_updates": n_averaged if mean_weights is not None else 0}
+                "averaged_updates": n_averaged}
 
     def _set_averaged(self, model, mean_weights, minibatch) -> None:
         """Give ``model`` the averaged weights and recompute its BatchNorm statistics for them: the running
