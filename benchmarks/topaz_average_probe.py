@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/topaz_average_probe.py SET_DIR SPLIT_SEED TRAIN_SEED OUT [--count N] [--fraction 0.5]
+    python benchmarks/topaz_average_probe.py SET_DIR SPLIT_SEED TRAIN_SEED OUT [--count N] [--fraction 0.5] [--set KEY=VALUE ...]
 
 ``SET_DIR`` is one set of the harness's layout (``mrc/*.mrc``, ``labels.star``, ``meta.json`` with
 ``diameter_px``: a real set of ../shared/data/real or an ASPIRE set of ``aspire_sim.py``). The protocol's sparse
@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--count", type=float, help="particles per micrograph (default: estimated by the pilots)")
     ap.add_argument("--fraction", type=float, default=0.5, help="average_fraction")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="more topaz settings for the run (for example precision=float32)")
     args = ap.parse_args(argv)
 
     ds = [d for d in harness.real_datasets(args.set_dir.parent, False) if d.name.endswith(":" + args.set_dir.name)][0]
@@ -71,6 +73,8 @@ def main(argv=None) -> int:
            "--out", str(args.out / "out"), "--seed", str(args.train_seed), "--set", f"average_fraction={args.fraction}"]
     if args.count is not None:
         cmd += ["--particles-per-micrograph", f"{args.count:g}"]
+    for setting in args.settings:
+        cmd += ["--set", setting]
     t0 = time.perf_counter()
     if cryopick_main(cmd) != 0:
         return 1
@@ -92,7 +96,8 @@ def main(argv=None) -> int:
     picker.load(state)
     images = {n: project.preprocessed(info["preprocessing"], n) for n in sorted(set(test) | set(calib))}
     result = {"set": ds.name, "split_seed": args.split_seed, "train_seed": args.train_seed,
-              "fraction": args.fraction, "count": expected}
+              "fraction": args.fraction, "count": expected, "settings": args.settings,
+              "precision": training.get("precision", "float32")}
 
     def evaluate_weights(tag: str) -> None:
         cands = {}

@@ -27,6 +27,45 @@ def resolve_device(spec: str = "auto") -> str:
     raise ConfigError(f"--device {spec}: use auto, cpu, cuda or cuda:N")
 
 
+def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX; Linux ``/proc/cpuinfo`` flags).
+    Elsewhere bfloat16 convolutions are emulated and slower than float32, so they are not chosen."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def training_precision(setting: str, device: str) -> str:
+    """The precision a training forward runs in: ``float32`` or ``bfloat16`` (autocast, float32 weights).
+
+    ``auto``: bfloat16 on a CPU that computes it in hardware (native_bf16_cpu), float32 everywhere else (on
+    CUDA it was not measured, so it is not chosen)."""
+    if setting == "auto":
+        return "bfloat16" if device == "cpu" and native_bf16_cpu() else "float32"
+    if setting not in ("float32", "bfloat16"):
+        raise ConfigError(f"precision={setting!r}: auto, float32 or bfloat16")
+    return setting
+
+
+def autocast(device: str, precision: str):
+    """A context in which a forward runs at ``precision`` (training_precision's answer): torch's autocast
+    for bfloat16 (convolutions and matrix products in bfloat16, weights, gradients and reductions in float32),
+    nothing for float32."""
+    import contextlib
+
+    import torch
+
+    if precision != "bfloat16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+
+
 def state_dict_to_arrays(module) -> dict[str, np.ndarray]:
     """A module's parameters and buffers as numpy arrays (for the HDF5 store)."""
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}

@@ -52,7 +52,7 @@ from cryopick.nms import extract_peaks
 from cryopick.particles import Particles
 from cryopick.picker import ModelState, Picker, TrainingData
 from cryopick.progress import echo, progress
-from cryopick.torchutil import channels_last, contiguous
+from cryopick.torchutil import autocast, channels_last, contiguous, training_precision
 from cryopick.tta import validate_size
 
 _RANDOM_START = (None, "", "none", "random")  # init values that mean random weights
@@ -161,6 +161,11 @@ class TopazConfig:
     #: float rounding, about 2x faster per minibatch on 1-2 cores; compiling costs 15-60 s once per process),
     #: "on", or "off" (eager). Falls back to eager when compiling is not possible here.
     compile: Literal["auto", "on", "off"] = "auto"
+    #: Arithmetic of the training forward (cryopick.torchutil.training_precision): "auto" = bfloat16 autocast
+    #: on a CPU with bfloat16 hardware (AVX512-BF16/AMX: convolutions in bfloat16, weights, loss, optimiser and
+    #: BatchNorm statistics in float32; 1.6x faster per minibatch, the same AP on the protocol sets,
+    #: docs/benchmarks.md), float32 elsewhere; "float32"; "bfloat16". Scoring is always float32.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
     #: Output tile size (pixels) and tiles per batch when scoring whole micrographs.
     tile: int = 512
     tile_batch: int = 2
@@ -413,7 +418,7 @@ class TopazPicker(Picker):
                      "expected_particles": expected,
                      "expected_particles_source": source, "autoencoder": gamma,
                      "best_epoch": fit["best_epoch"], "history": fit["history"], "receptive_field": model.receptive_field,
-                     "averaged_updates": fit["averaged_updates"],
+                     "averaged_updates": fit["averaged_updates"], "precision": fit["precision"],
                      "train_micrographs": [it.name for it in train_items],
                      "unlabelled_micrographs": [it.name for it in extra],
                      "validation_micrographs": [it.name for it in val_items]}
@@ -511,6 +516,7 @@ class TopazPicker(Picker):
         forward = self._training_step(device)
         if forward.enabled:
             model = channels_last(model)
+        amp = training_precision(cfg.precision, device)
 
         def minibatch():
             batch = np.concatenate([sampler.positives(n_pos), sampler.unlabelled(n_unl)])
@@ -536,12 +542,14 @@ class TopazPicker(Picker):
                 steps = progress(steps, f"{title} epoch {epoch + 1}/{epochs}", total=cfg.epoch_size)
             for _ in steps:
                 x = minibatch()
-                z, logits = forward(model, x)
-                loss = loss_fn(logits[:n_pos], logits[n_pos:], prior)
+                with autocast(device, amp):
+                    z, logits = forward(model, x)
+                    recon = decoder(z) if decoder is not None else None
+                loss = loss_fn(logits[:n_pos].float(), logits[n_pos:].float(), prior)
                 if decoder is not None:
                     # Autoencoder regulariser, Online Methods §5: gamma E_{x~D} ||x - d(f(x))||^2, summed over
                     # the crop's pixels (a mean over pixels would divide gamma by ~5000).
-                    loss = loss + gamma * reconstruction_error(decoder(z), x)
+                    loss = loss + gamma * reconstruction_error(recon.float(), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -573,7 +581,7 @@ class TopazPicker(Picker):
         model = contiguous(model)
         model.eval()
         return {"model": model, "pi": pi, "pi_u": pi_u, "history": history, "best_epoch": best_epoch,
-                "averaged_updates": n_averaged}
+                "averaged_updates": n_averaged, "precision": amp}
 
     def _set_averaged(self, model, mean_weights, minibatch) -> None:
         """Give ``model`` the averaged weights and recompute its BatchNorm statistics for them: the running
