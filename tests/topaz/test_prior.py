@@ -168,7 +168,7 @@ def test_particles_per_micrograph_option_sets_the_count_and_the_summary_says_so(
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["model"] == {"particles per micrograph": "21.0 (given)"}
+    assert summary["model"]["particles per micrograph"] == "21.0 (given)"
     # A picker without a count refuses the option in one line.
     out = subprocess.run(base + ["--picker", "dog", "--particles-per-micrograph", "21"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)

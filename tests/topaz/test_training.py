@@ -199,6 +199,7 @@ def test_training_precision_is_recorded_and_weights_stay_float32(data, precision
     picker = TopazPicker(config, PickerContext(seed=0, progress=False))
     state = picker.train(TrainingData(data[:3], SIM.diameter_px))
     assert state.config["training"]["precision"] == precision
+    assert ("training arithmetic" in picker.facts()) is (precision == "bfloat16")  # the run summary says so
     assert all(p.dtype == torch.float32 for p in picker.model.parameters())
     assert all(a.dtype == np.float32 for a in state.arrays.values() if a.dtype.kind == "f")
     assert _ap(picker, data[3:]) > 0.6

@@ -706,7 +706,10 @@ class TopazPicker(Picker):
         if "expected_particles" not in self.info:
             return {}
         source = self.info.get("expected_particles_source", "")
-        return {"particles per micrograph": f"{self.info['expected_particles']:.1f}" + (f" ({source})" if source else "")}
+        facts = {"particles per micrograph": f"{self.info['expected_particles']:.1f}" + (f" ({source})" if source else "")}
+        if self.info.get("precision") == "bfloat16":  # said, so that a user comparing machines knows
+            facts["training arithmetic"] = "bfloat16 autocast (--set precision=float32 for float32)"
+        return facts
 
     # -- scoring --------------------------------------------------------------------------------------
     def score_map(self, image: np.ndarray, tta: int | None = None) -> np.ndarray:
