@@ -208,6 +208,16 @@ def write_split_labels(split: Split, path: Path) -> None:
                 f.write(f"{s}.mrc\t{float(x):.6f}\t{float(y):.6f}\n")
 
 
+def link_run_micrographs(ds: Dataset, split: Split, mic_dir: Path) -> None:
+    """Symlinks in ``mic_dir`` to the micrographs of ``split.run``: a glob over it matches exactly the run's
+    micrographs (existing links are kept, so a probe can be rerun into the same folder)."""
+    mic_dir.mkdir(parents=True, exist_ok=True)
+    by_stem = {m.stem: m for m in ds.micrographs}
+    for stem in split.run:
+        if not (mic_dir / by_stem[stem].name).exists():
+            (mic_dir / by_stem[stem].name).symlink_to(by_stem[stem].resolve())
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # running
 
@@ -284,10 +294,7 @@ def run_cryopick(picker: str, ds: Dataset, setting: str, seed: int, work: Path, 
     labels = d / "labels.star"
     write_split_labels(split, labels)
     mic_dir = d / "mics"  # a glob that matches exactly the micrographs of this run
-    mic_dir.mkdir()
-    by_stem = {m.stem: m for m in ds.micrographs}
-    for stem in split.run:
-        (mic_dir / by_stem[stem].name).symlink_to(by_stem[stem].resolve())
+    link_run_micrographs(ds, split, mic_dir)
     cmd = [sys.executable, "-m", "cryopick.cli.main", "-q", "run", "--picker", picker,
            "--micrographs", str(mic_dir / "*.mrc"), *(["--labels", str(labels)] if split.labels else []),
            "--truth", str(ds.truth),

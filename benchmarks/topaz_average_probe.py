@@ -53,11 +53,7 @@ def main(argv=None) -> int:
     ds = [d for d in harness.real_datasets(args.set_dir.parent, False) if d.name.endswith(":" + args.set_dir.name)][0]
     split = harness.protocol_split(ds, "sparse", 25, args.split_seed)
     mics = args.out / "mics"
-    mics.mkdir(parents=True, exist_ok=True)
-    by_stem = {m.stem: m for m in ds.micrographs}
-    for stem in split.run:
-        if not (mics / by_stem[stem].name).exists():
-            (mics / by_stem[stem].name).symlink_to(by_stem[stem].resolve())
+    harness.link_run_micrographs(ds, split, mics)
     harness.write_split_labels(split, args.out / "labels.star")
 
     last = []  # the final network's weights before averaging (the count pilots' come first)

@@ -47,11 +47,8 @@ def main(argv=None) -> int:
     ds = [d for d in harness.real_datasets(args.set_dir.parent, False) if d.name.endswith(":" + args.set_dir.name)][0]
     split = harness.protocol_split(ds, "sparse", 25, args.split_seed)
     mics = args.out / "mics"
-    mics.mkdir(parents=True, exist_ok=True)
-    by_stem = {m.stem: m for m in ds.micrographs}
-    for stem in split.run:  # as the protocol runs: the pilots also draw unlabelled crops from the test micrographs
-        if not (mics / by_stem[stem].name).exists():
-            (mics / by_stem[stem].name).symlink_to(by_stem[stem].resolve())
+    # as the protocol runs: the pilots also draw unlabelled crops from the test micrographs
+    harness.link_run_micrographs(ds, split, mics)
     harness.write_split_labels(split, args.out / "labels.star")
 
     found = {}
