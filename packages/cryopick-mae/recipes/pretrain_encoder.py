@@ -78,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a picker setting on top of --preset, e.g. embed_dim=192 (repeatable; model size ablations)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
 
@@ -94,7 +96,9 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     # no pre-trained checkpoint: this script makes it
-    picker = make_picker(build_host(), "mae", {"preset": args.preset, "checkpoint": "none"}, "cpu", args.seed)
+    settings = dict(item.split("=", 1) for item in args.set)
+    picker = make_picker(build_host(), "mae", {"preset": args.preset, **settings, "checkpoint": "none"}, "cpu",
+                         args.seed)
     cfg = picker.config
 
     sources = folder_sets(args.real_dir, "real") if args.real_dir.is_dir() else []
@@ -132,7 +136,7 @@ def main(argv=None) -> int:
                       lr=args.lr, mask_ratio=cfg.mask_ratio, window_norm=cfg.window_norm, desc="mae pre-training")
     arrays = {k: v.astype(np.float16) for k, v in model_arrays(model.cpu()).items()}
     config = {"architecture": dict(model.architecture), "kind": "cryopick-mae/pretrain",
-              "preset": args.preset, "trained_on": record, "regions": int(len(regions)),
+              "preset": args.preset, "settings": settings, "trained_on": record, "regions": int(len(regions)),
               "regions_per_micrograph": args.regions_per_micrograph, "steps": args.steps, "batch": args.batch,
               "lr": args.lr, "mask_ratio": cfg.mask_ratio, "crop_factor": cfg.crop_factor,
               "denoise": cfg.denoise, "seed": args.seed, "final_loss": float(np.mean(losses[-100:])),

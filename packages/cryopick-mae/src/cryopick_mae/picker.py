@@ -8,9 +8,11 @@ rotated by 90/180/270 degrees, and twice as many random unlabelled regions, with
 
 Stage 2 (``score``): slide a window of ``crop_factor x diameter`` over the micrograph at a stride of
 ``stride x diameter``, encode every window without masking, score it by its largest (``match=max``) or
-mean (``match=mean``) cosine similarity to the exemplar features, keep the local maxima of the score grid,
+mean (``match=mean``) cosine similarity to the exemplar features (both centred on the reference
+micrograph's mean window feature, ``centre``; cryopick's addition), keep the local maxima of the score grid,
 refine them to sub-stride precision and merge duplicates on one particle by greedy NMS within
-``nms_fraction x diameter``. The pipeline applies the density threshold (§3.3) per micrograph.
+``nms_fraction x diameter``. The cut-off is calibrated on the exemplars' leave-one-out scores
+(``calibrate``), or the paper's density threshold (§3.3) per micrograph with ``calibrate=false``.
 
 Stride: the paper slides at 28 px over particles of 149-174 px (mean 163 px, Table 1), i.e. about
 0.17 diameters; ``stride = 0.17`` keeps that ratio at any scale (its 14/42/56 px ablation is
@@ -128,6 +130,14 @@ class MAEConfig:
     stride: float = PAPER_STRIDE_FRACTION
     #: Score = largest (``max``) or mean (``mean``) cosine similarity to the exemplars.
     match: Literal["max", "mean"] = "max"
+    #: Subtract the reference micrograph's mean window feature from every feature before the cosine
+    #: similarity (not in the paper, which compares raw features). Raw features share a large common part
+    #: (positions, background), so cosines crowd near 1 and background decides the ranking on crowded,
+    #: low-contrast micrographs: EMPIAR-10059 AP 0.056 raw vs 0.259 centred, EMPIAR-10028 and ASPIRE
+    #: within 0.007 (docs/benchmarks.md). ``centre=false``: the paper's raw features.
+    centre: bool = True
+    #: Random windows of the reference micrograph averaged for that mean.
+    centre_windows: int = 4096
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
     #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
@@ -170,6 +180,7 @@ class MAEPicker(Picker):
         super().__init__(config, context)
         self._model = None
         self._exemplar_features = None
+        self._feature_mean = None
         self._checkpoint_state: ModelState | None = None
         self.calibration: dict | None = None
         self.history: dict = {}
@@ -295,11 +306,34 @@ class MAEPicker(Picker):
         features = encode(model, positives, cfg.batch_size, cfg.pooling).cpu().numpy()
         self._model = model
         self._exemplar_features = torch.from_numpy(features)
+        self._feature_mean = self._mean_feature(reference.image, window, rng) if cfg.centre else None
         calibration = None
         if cfg.calibrate:
             calibration = self._calibrate(reference.image, labels, diameter, rng)
             self._apply_calibration(calibration)
         return self._state(model, features, diameter, window, reference.name, timings, calibration)
+
+    def _mean_feature(self, image: np.ndarray, window: int, rng: np.random.Generator):
+        """Mean unmasked feature of ``centre_windows`` random windows of ``image`` (the centring vector)."""
+        import torch
+
+        from cryopick_mae.train import encode
+        from cryopick_mae.windows import crop_random, to_input
+
+        cfg = self.config
+        total = torch.zeros(self._exemplar_features.shape[1], dtype=torch.float64)
+        for start in range(0, cfg.centre_windows, cfg.batch_size):
+            n = min(cfg.batch_size, cfg.centre_windows - start)
+            x = to_input(crop_random(image, n, window, rng), self._model.image_size, cfg.window_norm,
+                         self.context.device)
+            total += encode(self._model, x, cfg.batch_size, cfg.pooling).cpu().double().sum(dim=0)
+        return (total / cfg.centre_windows).float()
+
+    def _centred(self, features):
+        """``features`` minus the centring vector (unchanged when there is none), on their device."""
+        if self._feature_mean is None:
+            return features
+        return features - self._feature_mean.to(features.device, features.dtype)
 
     def _calibrate(self, image: np.ndarray, exemplars: Particles, diameter: float, rng: np.random.Generator,
                    draws: int = 10) -> dict:
@@ -320,7 +354,7 @@ class MAEPicker(Picker):
         n = len(exemplars)
         step = max(1, int(round(cfg.stride * diameter)))
         window = self.window_px(diameter)
-        bank = F.normalize(self._exemplar_features.float(), dim=1)
+        bank = F.normalize(self._centred(self._exemplar_features.float()), dim=1)
         own = (torch.arange(bank.shape[0])[None, :] % n) == torch.arange(n)[:, None]  # column c: exemplar c % n
         grid = step * np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=np.float64)
         scores = []
@@ -328,7 +362,7 @@ class MAEPicker(Picker):
             centres = exemplars.xy + rng.uniform(-step / 2, step / 2, size=(n, 2))
             xy = (centres[:, None, :] + grid[None, :, :]).reshape(-1, 2)  # exemplar-major, 9 windows each
             x = to_input(crop_centred(image, xy, window), self._model.image_size, cfg.window_norm, self.context.device)
-            feats = F.normalize(encode(self._model, x, cfg.batch_size, cfg.pooling).cpu().float(), dim=1)
+            feats = F.normalize(self._centred(encode(self._model, x, cfg.batch_size, cfg.pooling).cpu().float()), dim=1)
             sim = (feats @ bank.T).reshape(n, len(grid), -1)
             mask = own[:, None, :].expand_as(sim)
             if cfg.match == "max":
@@ -359,6 +393,8 @@ class MAEPicker(Picker):
 
         arrays = model_arrays(model)
         arrays["exemplar_features"] = np.asarray(features, dtype=np.float32)
+        if self._feature_mean is not None:
+            arrays["feature_mean"] = self._feature_mean.numpy().astype(np.float32)
         config = {"architecture": dict(model.architecture), "picker": config_to_dict(self.config),
                   "diameter_px": diameter, "window_px": window, "reference": reference,
                   "timings": {k: round(v, 3) for k, v in timings.items()}, "calibration": calibration}
@@ -374,6 +410,9 @@ class MAEPicker(Picker):
                               "pass it as --set checkpoint=PATH and train")
         self._model = model_from_state(state).to(self.context.device).eval()
         self._exemplar_features = torch.from_numpy(np.asarray(state.arrays["exemplar_features"], dtype=np.float32))
+        # models saved before centring existed (or with centre=false) have no mean: raw features
+        mean = state.arrays.get("feature_mean") if self.config.centre else None
+        self._feature_mean = None if mean is None else torch.from_numpy(np.asarray(mean, dtype=np.float32))
         if self.config.calibrate:
             self._apply_calibration(state.config.get("calibration"))
 
@@ -402,14 +441,14 @@ class MAEPicker(Picker):
             img = F.pad(img, (0, max(0, window - img.shape[1]), 0, max(0, window - img.shape[0])))
         views = img.unfold(0, window, step).unfold(1, window, step)  # (ny, nx, window, window), no copy
         ny, nx = views.shape[:2]
-        exemplars = F.normalize(self._exemplar_features.to(device), dim=1)
+        exemplars = F.normalize(self._centred(self._exemplar_features.to(device)), dim=1)
         rows_per_batch = max(1, cfg.batch_size // nx)
         scores = torch.empty(ny, nx)
         with torch.inference_mode():
             for r0 in progress(range(0, ny, rows_per_batch), desc="mae scoring", total=-(-ny // rows_per_batch)):
                 batch = views[r0: r0 + rows_per_batch].reshape(-1, window, window)
                 x = to_input(batch, model.image_size, cfg.window_norm, device)
-                feats = F.normalize(model.features(x, cfg.pooling), dim=1)
+                feats = F.normalize(self._centred(model.features(x, cfg.pooling)), dim=1)
                 sim = feats @ exemplars.T
                 s = sim.max(dim=1).values if cfg.match == "max" else sim.mean(dim=1)
                 scores[r0: r0 + rows_per_batch] = s.reshape(-1, nx).float().cpu()
