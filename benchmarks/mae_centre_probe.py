@@ -1,0 +1,85 @@
+"""Feature centring for a stored mae run, without retraining: AP / F1 at the calibrated cut / best F1 on the
+test micrographs for three ways of centring the features before the cosine similarity.
+
+Usage (a harness run kept with ``--work DIR``)::
+
+    python benchmarks/mae_centre_probe.py DIR/<set>/exemplars-seed0/mae/out/project.h5 TRUTH.star DIAMETER_PX \
+        TEST_MIC1,TEST_MIC2,...
+
+- ``none``: raw features (the paper; ``--set centre=false``);
+- ``ref``: minus the reference micrograph's mean window feature (the default, ``centre=true``);
+- ``mic``: exemplars minus the reference's mean, each test micrograph's windows minus that micrograph's own
+  mean (random windows of it), which would follow ice and contrast from micrograph to micrograph.
+
+The cut is re-calibrated for each (``MAEPicker._calibrate`` with the same centring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("project", type=Path)
+    p.add_argument("truth", type=Path)
+    p.add_argument("diameter", type=float, help="particle diameter in original pixels")
+    p.add_argument("test", help="comma-separated test micrograph names")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from cryopick.host import build_host
+    from cryopick.io import read_coordinates
+    from cryopick.pickers import make_picker
+    from cryopick.pipeline import open_project
+    from cryopick.stages.evaluate import evaluate_picks
+
+    torch.set_num_threads(1)
+    project = open_project(args.project, "r")
+    info = project.run_info(project.latest_run())
+    state = project.model(info["model"])
+    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and k != "calibrate"}
+    picker = make_picker(build_host(), "mae", {**settings, "centre": "true"}, "cpu", 0)
+    picker.load(state)
+    reference = state.config["reference"]
+    ref_image, factor = project.preprocessed(info["preprocessing"], reference)
+    d_pre = args.diameter / factor[0]
+    window = picker.window_px(d_pre)
+    exemplars = project.labels(info.get("label_set") or "train")[reference].scaled((factor[0], factor[1]))
+    names = args.test.split(",")
+    truth = {Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names}
+    mean_ref = picker._feature_mean
+    if mean_ref is None:  # a run stored with centre=false
+        mean_ref = picker._mean_feature(ref_image, window, np.random.default_rng(0))
+
+    for variant in ("none", "ref", "mic"):
+        picks = {}
+        for name in names:
+            image, f = project.preprocessed(info["preprocessing"], name)
+            picker._feature_mean = {"none": None, "ref": mean_ref}.get(variant)
+            if variant == "mic":
+                picker._feature_mean = picker._mean_feature(image, window, np.random.default_rng(0))
+                # the exemplars keep the reference's centring: shift their bank so that the micrograph's
+                # mean is subtracted from the windows only
+                bank = picker._exemplar_features
+                picker._exemplar_features = bank - mean_ref + picker._feature_mean
+            picks[name] = picker.score(image, d_pre).scaled((1.0 / f[0], 1.0 / f[1]))
+            if variant == "mic":
+                picker._exemplar_features = bank
+        picker._feature_mean = None if variant == "none" else mean_ref
+        cut = picker._calibrate(ref_image, exemplars, d_pre, np.random.default_rng(0))["threshold"]
+        r = evaluate_picks({k: v.above(cut) for k, v in picks.items()}, truth, args.diameter,
+                           candidates=picks).to_dict()
+        per_mic = np.mean([len(v.above(cut)) for v in picks.values()])
+        print(f"{variant:5s} AP {r['average_precision']:.3f}  F1 at cut {r['f1']:.3f}  best F1 {r['best_f1']:.3f}  "
+              f"AUROC {r['auroc']:.3f}  picks/mic {per_mic:.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
