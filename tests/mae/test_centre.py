@@ -75,3 +75,10 @@ def test_saved_model_scores_as_trained_and_old_models_load_raw(simulated_microgr
     legacy.load(old)
     assert np.allclose(_grid(legacy, simulated_micrograph.image), _grid(raw, simulated_micrograph.image), atol=1e-6)
     assert not np.allclose(_grid(raw, simulated_micrograph.image), expected, atol=1e-3)
+
+
+def test_no_centring_windows_is_a_clear_error(simulated_micrograph):
+    from cryopick.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="centre_windows=0"):
+        _trained(simulated_micrograph, centre_windows="0")

@@ -321,6 +321,9 @@ class MAEPicker(Picker):
         from cryopick_mae.windows import crop_random, to_input
 
         cfg = self.config
+        if cfg.centre_windows < 1:
+            raise ConfigError(f"centre_windows={cfg.centre_windows}: the mean feature needs at least one window; "
+                              "give a positive number (default 4096), or --set centre=false for raw features")
         total = torch.zeros(self._exemplar_features.shape[1], dtype=torch.float64)
         for start in range(0, cfg.centre_windows, cfg.batch_size):
             n = min(cfg.batch_size, cfg.centre_windows - start)
