@@ -16,7 +16,6 @@ The cut is re-calibrated for each (``MAEPicker._calibrate`` with the same centri
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,12 +23,9 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("project", type=Path)
-    p.add_argument("truth", type=Path)
-    p.add_argument("diameter", type=float, help="particle diameter in original pixels")
-    p.add_argument("test", help="comma-separated test micrograph names")
-    args = p.parse_args(argv)
+    from mae_cut_probe import stored_run_parser  # benchmarks/ is on sys.path when this script runs
+
+    args = stored_run_parser(__doc__.splitlines()[0]).parse_args(argv)
 
     import torch
 

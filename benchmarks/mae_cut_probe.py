@@ -27,12 +27,18 @@ def describe(picks: dict, truth: dict, diameter: float) -> str:
     return f"P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} picks/mic {per_mic:.0f}"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def stored_run_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments of the probes that re-score a stored harness run (this one, ``mae_centre_probe.py``)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("project", type=Path)
     p.add_argument("truth", type=Path)
     p.add_argument("diameter", type=float, help="particle diameter in original pixels")
     p.add_argument("test", help="comma-separated test micrograph names")
+    return p
+
+
+def main(argv=None) -> int:
+    p = stored_run_parser(__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=10, help="random grid offsets per exemplar (calibration)")
     args = p.parse_args(argv)
 
