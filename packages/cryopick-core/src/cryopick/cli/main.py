@@ -160,12 +160,25 @@ def _main(args: list[str], obj: dict) -> int:
         return 2
     except Exception as exc:
         _show_traceback(obj.get("verbose") or verbose)
+        if _state_interrupted():
+            # Ctrl-C landed inside C code (h5py's lock raises SystemError wrapping the KeyboardInterrupt)
+            click.echo(INTERRUPTED, err=True)
+            return 130
         hint = "" if obj.get("verbose") or verbose else " (rerun with -v for the traceback)"
         click.echo(f"error: unexpected {type(exc).__name__}: {exc}{hint}; please report it", err=True)
         return 1
 
 
 INTERRUPTED = "interrupted: rerun the same command to resume"
+
+
+def _state_interrupted() -> bool:
+    """Whether Ctrl-C was pressed during this command (an exception it caused may wear another type)."""
+    try:
+        progress.check_interrupted()
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def _show_traceback(verbose: bool) -> None:
