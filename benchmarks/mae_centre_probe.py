@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     truth = {Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names}
     mean_ref = picker._feature_mean
     if mean_ref is None:  # a run stored with centre=false
-        mean_ref = picker._mean_feature(ref_image, window, np.random.default_rng(0))
+        mean_ref = picker._random_features(ref_image, window, np.random.default_rng(0)).double().mean(dim=0).float()
 
     for variant in ("none", "ref", "mic"):
         picks = {}
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
             image, f = project.preprocessed(info["preprocessing"], name)
             picker._feature_mean = {"none": None, "ref": mean_ref}.get(variant)
             if variant == "mic":
-                picker._feature_mean = picker._mean_feature(image, window, np.random.default_rng(0))
+                picker._feature_mean = picker._random_features(image, window, np.random.default_rng(0)).double().mean(dim=0).float()
                 # the exemplars keep the reference's centring: shift their bank so that the micrograph's
                 # mean is subtracted from the windows only
                 bank = picker._exemplar_features
