@@ -17,41 +17,23 @@ The cut is re-calibrated for each (``MAEPicker._calibrate`` with the same centri
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
 import numpy as np
 
 
 def main(argv=None) -> int:
-    from mae_cut_probe import stored_run_parser  # benchmarks/ is on sys.path when this script runs
+    from mae_cut_probe import load_stored_run, stored_run_parser  # benchmarks/ is on sys.path when this script runs
 
     args = stored_run_parser(__doc__.splitlines()[0]).parse_args(argv)
 
-    import torch
-
-    from cryopick.host import build_host
-    from cryopick.io import read_coordinates
-    from cryopick.pickers import make_picker
-    from cryopick.pipeline import open_project
     from cryopick.stages.evaluate import evaluate_picks
 
-    torch.set_num_threads(1)
-    project = open_project(args.project, "r")
-    info = project.run_info(project.latest_run())
-    state = project.model(info["model"])
-    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and k != "calibrate"}
-    picker = make_picker(build_host(), "mae", {**settings, "centre": "true"}, "cpu", 0)
-    picker.load(state)
-    reference = state.config["reference"]
-    ref_image, factor = project.preprocessed(info["preprocessing"], reference)
-    d_pre = args.diameter / factor[0]
-    window = picker.window_px(d_pre)
-    exemplars = project.labels(info.get("label_set") or "train")[reference].scaled((factor[0], factor[1]))
-    names = args.test.split(",")
-    truth = {Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names}
+    run = load_stored_run(args, {"centre": "true", "linear": "false"})
+    project, info, picker, ref_image, d_pre = run.project, run.info, run.picker, run.ref_image, run.d_pre
+    window, exemplars, names, truth = run.window, run.exemplars, run.names, run.truth
     mean_ref = picker._feature_mean
     if mean_ref is None:  # a run stored with centre=false
-        mean_ref = picker._random_features(ref_image, window, np.random.default_rng(0)).double().mean(dim=0).float()
+        rng0 = np.random.default_rng(0)
+        mean_ref = picker._random_features(ref_image, window, rng0).double().mean(dim=0).float()
 
     for variant in ("none", "ref", "mic"):
         picks = {}
@@ -59,7 +41,8 @@ def main(argv=None) -> int:
             image, f = project.preprocessed(info["preprocessing"], name)
             picker._feature_mean = {"none": None, "ref": mean_ref}.get(variant)
             if variant == "mic":
-                picker._feature_mean = picker._random_features(image, window, np.random.default_rng(0)).double().mean(dim=0).float()
+                own = picker._random_features(image, window, np.random.default_rng(0))
+                picker._feature_mean = own.double().mean(dim=0).float()
                 # the exemplars keep the reference's centring: shift their bank so that the micrograph's
                 # mean is subtracted from the windows only
                 bank = picker._exemplar_features

@@ -37,6 +37,36 @@ def stored_run_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def load_stored_run(args, overrides: dict):
+    """The stored run's project, mae picker (its stored settings with ``overrides``, its model loaded), the
+    reference micrograph with its exemplars, and the test micrographs' truth, for a probe that re-scores it."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cryopick.host import build_host
+    from cryopick.io import read_coordinates
+    from cryopick.pickers import make_picker
+    from cryopick.pipeline import open_project
+
+    torch.set_num_threads(1)
+    project = open_project(args.project, "r")
+    info = project.run_info(project.latest_run())
+    state = project.model(info["model"])
+    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and k != "calibrate"}
+    picker = make_picker(build_host(), "mae", {**settings, **overrides}, "cpu", 0)
+    picker.load(state)
+    reference = state.config["reference"]
+    ref_image, factor = project.preprocessed(info["preprocessing"], reference)
+    d_pre = args.diameter / factor[0]
+    names = args.test.split(",")
+    return SimpleNamespace(
+        project=project, info=info, picker=picker, ref_image=ref_image, d_pre=d_pre, names=names,
+        window=picker.window_px(d_pre),
+        exemplars=project.labels(info.get("label_set") or "train")[reference].scaled((factor[0], factor[1])),
+        truth={Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names})
+
+
 def main(argv=None) -> int:
     p = stored_run_parser(__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=10, help="random grid offsets per exemplar (calibration)")
@@ -79,6 +109,14 @@ def main(argv=None) -> int:
     for m in (0.75, 1.0, 1.5):
         print(f"oracle {m:g} x count", at(scores[min(scores.size, int(m * n_true * len(test))) - 1]))
     d_pre = d / factor[0]
+    if picker._linear is not None:
+        # the calibration scores each exemplar with a probe fitted without it: refit those folds (a stored
+        # model keeps only the full probe, which stays the one the candidates were scored with)
+        stored = picker._linear
+        window = picker.window_px(d_pre)
+        picker._fit_linear(image, exemplars.xy, d_pre,
+                           picker._random_features(image, window, np.random.default_rng(0)))
+        picker._linear = stored
     for q in (0.05, 0.1, 0.25, 0.5):
         picker.config.recall_quantile = q
         cal = picker._calibrate(image, exemplars, d_pre, np.random.default_rng(0), draws=args.draws)
