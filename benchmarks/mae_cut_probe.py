@@ -109,14 +109,6 @@ def main(argv=None) -> int:
     for m in (0.75, 1.0, 1.5):
         print(f"oracle {m:g} x count", at(scores[min(scores.size, int(m * n_true * len(test))) - 1]))
     d_pre = d / factor[0]
-    if picker._linear is not None:
-        # the calibration scores each exemplar with a probe fitted without it: refit those folds (a stored
-        # model keeps only the full probe, which stays the one the candidates were scored with)
-        stored = picker._linear
-        window = picker.window_px(d_pre)
-        picker._fit_linear(image, exemplars.xy, d_pre,
-                           picker._random_features(image, window, np.random.default_rng(0)))
-        picker._linear = stored
     for q in (0.05, 0.1, 0.25, 0.5):
         picker.config.recall_quantile = q
         cal = picker._calibrate(image, exemplars, d_pre, np.random.default_rng(0), draws=args.draws)

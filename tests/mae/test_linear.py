@@ -65,9 +65,8 @@ def test_probe_is_stored_standardised_and_loaded(simulated_micrograph):
     assert state.arrays["linear_weight"].shape == (dim,)
     mc, sc, ml, sl = state.arrays["linear_norm"]
     assert sc > 0 and sl > 0
-    # the probe was fitted in folds for the calibration (5 exemplars: 5 folds), each without its exemplars
-    assert len(picker._linear_folds) == 5
-    assert all(not np.allclose(f["weight"], picker._linear["weight"]) for f in picker._linear_folds)
+    # standardised over the reference's random windows: their cosine and probe scores have mean mc, ml
+    assert -1.0 <= mc <= 1.0
     with_probe = _grid(picker, image)
 
     # a saved model scores as trained
