@@ -346,8 +346,8 @@ class MAEPicker(Picker):
         cfg = self.config
         if cfg.centre_windows < 1:
             raise ConfigError(f"centre_windows={cfg.centre_windows}: the mean feature needs at least one window; "
-                              "give a positive number (default 4096), or --set centre=false linear=false for the "
-                              "paper's raw features")
+                              "give a positive number (default 4096), or --set centre=false --set linear=false for "
+                              "the paper's raw features")
         out = []
         for start in range(0, cfg.centre_windows, cfg.batch_size):
             n = min(cfg.batch_size, cfg.centre_windows - start)
@@ -390,10 +390,12 @@ class MAEPicker(Picker):
         return {"weight": torch.from_numpy(w), "norm": [*cos_norm, *standardiser(unlabelled @ w)]}
 
     def _scores(self, sim, features, probe: dict | None = None):
-        """Window scores: the cosine score (``match``) of their similarities ``sim`` to the exemplars, plus,
-        with a linear probe, the probe's score, both standardised (``linear``). ``features``: the windows'
-        ``_unit`` features."""
-        cosine = self._cosine(sim)
+        """Window scores from their similarities ``sim`` to the exemplars and their ``_unit`` ``features``."""
+        return self._with_probe(self._cosine(sim), features, probe)
+
+    def _with_probe(self, cosine, features, probe: dict | None = None):
+        """The windows' cosine scores, plus, with a linear probe (``linear``; ``probe`` or the picker's), the
+        probe's score of their ``_unit`` ``features``, both standardised over the reference's random windows."""
         probe = probe if probe is not None else self._linear
         if probe is None:
             return cosine
@@ -442,9 +444,7 @@ class MAEPicker(Picker):
                 s = sim.masked_fill(mask, -torch.inf).max(dim=2).values
             else:
                 s = sim.masked_fill(mask, 0.0).sum(dim=2) / (~mask).sum(dim=2)
-            if self._linear is not None:
-                mc, sc, ml, sl = self._linear["norm"]
-                s = (s - mc) / sc + ((feats @ self._linear["weight"]).reshape(n, len(grid)) - ml) / sl
+            s = self._with_probe(s.reshape(-1), feats).reshape(n, len(grid))
             scores.append(s.max(dim=1).values.numpy())
         loo = np.sort(np.concatenate(scores))
         cut = float(np.quantile(loo, cfg.recall_quantile))
