@@ -17,6 +17,7 @@ The cut is re-calibrated for each (``MAEPicker._calibrate`` with the same centri
 from __future__ import annotations
 
 import sys
+
 import numpy as np
 
 
@@ -26,14 +27,14 @@ def main(argv=None) -> int:
     args = stored_run_parser(__doc__.splitlines()[0]).parse_args(argv)
 
     from cryopick.stages.evaluate import evaluate_picks
+    from cryopick_mae.picker import _mean
 
     run = load_stored_run(args, {"centre": "true", "linear": "false"})
     project, info, picker, ref_image, d_pre = run.project, run.info, run.picker, run.ref_image, run.d_pre
     window, exemplars, names, truth = run.window, run.exemplars, run.names, run.truth
     mean_ref = picker._feature_mean
     if mean_ref is None:  # a run stored with centre=false
-        rng0 = np.random.default_rng(0)
-        mean_ref = picker._random_features(ref_image, window, rng0).double().mean(dim=0).float()
+        mean_ref = _mean(picker._random_features(ref_image, window, np.random.default_rng(0)))
 
     for variant in ("none", "ref", "mic"):
         picks = {}
@@ -41,8 +42,7 @@ def main(argv=None) -> int:
             image, f = project.preprocessed(info["preprocessing"], name)
             picker._feature_mean = {"none": None, "ref": mean_ref}.get(variant)
             if variant == "mic":
-                own = picker._random_features(image, window, np.random.default_rng(0))
-                picker._feature_mean = own.double().mean(dim=0).float()
+                picker._feature_mean = _mean(picker._random_features(image, window, np.random.default_rng(0)))
                 # the exemplars keep the reference's centring: shift their bank so that the micrograph's
                 # mean is subtracted from the windows only
                 bank = picker._exemplar_features

@@ -72,30 +72,12 @@ def main(argv=None) -> int:
     p.add_argument("--draws", type=int, default=10, help="random grid offsets per exemplar (calibration)")
     args = p.parse_args(argv)
 
-    import torch
-
-    from cryopick.host import build_host
-    from cryopick.io import read_coordinates
-    from cryopick.pickers import make_picker
-    from cryopick.pipeline import open_project
     from cryopick.threshold import Density, Otsu
 
-    torch.set_num_threads(1)
-    project = open_project(args.project, "r")
-    run = project.latest_run()
-    info = project.run_info(run)
-    state = project.model(info["model"])
-    settings = {k: str(v) for k, v in state.config["picker"].items()
-                if v is not None and k not in ("calibrate", "calibration_micrographs")}
-    picker = make_picker(build_host(), "mae", settings, "cpu", 0)
-    picker.load(state)
-    reference = state.config["reference"]
-    image, factor = project.preprocessed(info["preprocessing"], reference)
-    exemplars = project.labels(info.get("label_set") or "train")[reference].scaled((factor[0], factor[1]))
-    names = args.test.split(",")
-    candidates = project.candidates(run)
-    test = {k: candidates[k] for k in names}
-    truth = {Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in test}
+    stored = load_stored_run(args, {})
+    picker, image, exemplars, truth = stored.picker, stored.ref_image, stored.exemplars, stored.truth
+    candidates = stored.project.candidates(stored.project.latest_run())
+    test = {k: candidates[k] for k in stored.names}
     n_true = np.mean([len(v) for v in truth.values()])
     d = args.diameter
 
@@ -108,7 +90,7 @@ def main(argv=None) -> int:
     scores = np.sort(np.concatenate([c.score for c in test.values()]))[::-1]
     for m in (0.75, 1.0, 1.5):
         print(f"oracle {m:g} x count", at(scores[min(scores.size, int(m * n_true * len(test))) - 1]))
-    d_pre = d / factor[0]
+    d_pre = stored.d_pre
     for q in (0.05, 0.1, 0.25, 0.5):
         picker.config.recall_quantile = q
         cal = picker._calibrate(image, exemplars, d_pre, np.random.default_rng(0), draws=args.draws)

@@ -28,13 +28,14 @@ def main(argv=None) -> int:
     import torch
 
     from cryopick.stages.evaluate import evaluate_picks
+    from cryopick_mae.picker import _mean
 
     run = load_stored_run(args, {"centre": "true", "linear": "false"})
     project, info, picker, ref_image, d_pre = run.project, run.info, run.picker, run.ref_image, run.d_pre
     window, exemplars, names, truth = run.window, run.exemplars, run.names, run.truth
     random_features = picker._random_features(ref_image, window, np.random.default_rng(0))
     if picker._feature_mean is None:  # a run stored with centre=false
-        picker._feature_mean = random_features.double().mean(dim=0).float()
+        picker._feature_mean = _mean(random_features)
 
     # the _unit features of every window of every test micrograph, captured while the picker scores them
     grids = {}

@@ -323,7 +323,7 @@ class MAEPicker(Picker):
         self._model = model
         self._exemplar_features = torch.from_numpy(features)
         random_features = self._random_features(reference.image, window, rng) if cfg.centre or cfg.linear else None
-        self._feature_mean = random_features.double().mean(dim=0).float() if cfg.centre else None
+        self._feature_mean = _mean(random_features) if cfg.centre else None
         self._linear = None
         if cfg.linear:
             start = time.perf_counter()
@@ -558,6 +558,11 @@ class MAEPicker(Picker):
         h, w = image.shape
         candidates = Particles(np.clip(x, 0, w - 1), np.clip(y, 0, h - 1), c)
         return greedy_nms(candidates, self.config.nms_fraction * diameter_px)
+
+
+def _mean(features):
+    """Mean feature (accumulated in float64) of ``(n, D)`` features: the centring vector (``centre``)."""
+    return features.double().mean(dim=0).float()
 
 
 def _parabola_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
