@@ -1,0 +1,68 @@
+"""Re-centring candidates on a template of the labelled particles (``cryopick.recentre``): on an image whose
+particle centres are known, shifted candidates come back to them, scores and order untouched."""
+
+import numpy as np
+import pytest
+
+from cryopick.particles import Particles
+from cryopick.recentre import correlation_map, parabola_offset, radial_template, recentre
+
+
+def _disk_image(centres, shape=(160, 200), radius=8.0, noise=0.0, seed=0):
+    """Soft disks (value 1 inside ``radius``) at ``centres`` (x, y, may be fractional) on a zero background."""
+    yy, xx = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float64)
+    image = np.zeros(shape)
+    for x, y in centres:
+        image += 1.0 / (1.0 + np.exp(2.0 * (np.hypot(xx - x, yy - y) - radius)))
+    return image + noise * np.random.default_rng(seed).normal(size=shape)
+
+
+CENTRES = np.array([[40.3, 40.0], [100.0, 52.6], [150.7, 110.2], [60.0, 120.0], [125.0, 30.4]])
+
+
+def test_radial_template_is_rotationally_averaged_zero_mean_and_zero_outside_its_disk():
+    image = _disk_image(CENTRES)
+    t = radial_template(image, CENTRES, 10.0)
+    assert t.shape == (21, 21) and t.dtype == np.float32
+    yy, xx = np.mgrid[-10:11, -10:11]
+    inside = np.rint(np.hypot(xx, yy)) <= 10
+    assert np.all(t[~inside] == 0) and abs(float(t[inside].mean())) < 1e-6
+    np.testing.assert_allclose(t, np.rot90(t), atol=1e-6)  # a quarter turn changes nothing
+    np.testing.assert_allclose(t, t[:, ::-1], atol=1e-6)
+    assert t[10, 10] > 0 > t[10, 0]  # the particle's inside is above the template's mean, the ring outside below
+    with pytest.raises(ValueError, match="at least one"):
+        radial_template(image, np.zeros((0, 2)), 10.0)
+
+
+def test_shifted_candidates_move_back_to_the_particle_centres():
+    image = _disk_image(CENTRES, noise=0.05)
+    template = radial_template(image, CENTRES[:3], 10.0)  # "labelled": three of the five particles
+    rng = np.random.default_rng(1)
+    shift = rng.uniform(-4.0, 4.0, size=CENTRES.shape)
+    candidates = Particles(CENTRES[:, 0] + shift[:, 0], CENTRES[:, 1] + shift[:, 1], np.arange(5.0)[::-1])
+    moved = recentre(candidates, correlation_map(image, template), search_px=6.0)
+    before = np.linalg.norm(candidates.xy - CENTRES, axis=1)
+    after = np.linalg.norm(moved.xy - CENTRES, axis=1)
+    assert before.min() > 1.0 and np.all(after < 0.6), (before, after)
+    np.testing.assert_array_equal(moved.score, candidates.score)  # scores and order are the picker's
+
+
+def test_a_candidate_moves_at_most_the_search_radius_and_stays_inside_the_image():
+    image = _disk_image(CENTRES)
+    cc = correlation_map(image, radial_template(image, CENTRES, 10.0))
+    far = Particles([40.3 + 9.0, 0.0, 199.0], [40.0, 0.0, 159.0], [1.0, 2.0, 3.0])  # 9 px from a particle; corners
+    moved = recentre(far, cc, search_px=3.0)
+    step = np.linalg.norm(moved.xy - far.xy, axis=1)
+    assert np.all(step <= 3.0 + 0.5)  # the disk, plus at most half a pixel of sub-pixel refinement
+    assert moved.x[0] < far.x[0]  # towards the particle
+    assert np.all(moved.inside(image.shape))
+    assert recentre(far, cc, search_px=0.0) is far  # no search: unchanged
+    assert len(recentre(Particles.empty(), cc, 3.0)) == 0
+
+
+def test_parabola_offset_finds_the_vertex():
+    # samples of -(t - 0.3)^2 at -1, 0, 1: the vertex at 0.3
+    f = lambda t: -(t - 0.3) ** 2  # noqa: E731
+    assert parabola_offset(f(-1.0), f(0.0), f(1.0)) == pytest.approx(0.3)
+    assert parabola_offset(1.0, 0.0, 1.0) == 0.0  # opens upwards: no vertex to move to
+    assert parabola_offset(0.0, 1.0, 1.5) == 0.5  # the vertex 1.5 samples away: clipped to half a sample
