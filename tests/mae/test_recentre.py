@@ -36,7 +36,7 @@ def test_the_template_is_the_exemplars_and_is_stored(simulated_micrograph):
     from cryopick.recentre import radial_template
 
     _, state = _trained(simulated_micrograph)
-    expected = radial_template(simulated_micrograph.image, simulated_micrograph.truth.xy[:5], 12.0)
+    expected = radial_template(simulated_micrograph.image, simulated_micrograph.truth.xy[:5], 24.0)  # 1 diameter
     np.testing.assert_allclose(state.arrays["centre_template"], expected)
     _, plain = _trained(simulated_micrograph, recentre="0")
     assert "centre_template" not in plain.arrays

@@ -155,11 +155,15 @@ class MAEConfig:
     #: Move each candidate to the best match, within this fraction of the diameter, of a template made from
     #: the exemplars (the rotational average of their mean crop; ``cryopick.recentre``) before duplicates are
     #: merged; 0 = the score grid's own peaks (the paper). cryopick's addition: on crowded micrographs a window
-    #: holds two or three particles and the score peaks between them (EMPIAR-10059: 39 % of the particles had a
-    #: candidate within 0.2 diameters). 15 exemplars, seed 0, AP / best F1 (docs/benchmarks.md): EMPIAR-10059
-    #: 0.323 / 0.494 -> 0.369 / 0.547, EMPIAR-10028 0.728 / 0.799 -> 0.732 / 0.803, ASPIRE SNR 0.005
-    #: 0.752 / 0.762 -> 0.759 / 0.759.
-    recentre: float = 0.25
+    #: holds two or three particles and the score peaks between them (EMPIAR-10059: 40 % of the particles had a
+    #: candidate within 0.2 diameters). 15 exemplars, seed 0, the same trained models, AP / best F1
+    #: (docs/benchmarks.md): EMPIAR-10059 0.323 / 0.494 -> 0.408 / 0.585, EMPIAR-10146 0.157 / 0.289 -> 0.253 /
+    #: 0.381, EMPIAR-10028 0.728 / 0.799 -> 0.732 / 0.803, ASPIRE SNR 0.005 0.752 / 0.762 -> 0.765 / 0.770.
+    recentre: float = 0.35
+    #: Radius of that template as a fraction of the diameter: 1 takes in the particle's surroundings (the
+    #: ring of ice or neighbours around it), which located particles better than the particle's disk alone
+    #: (0.5: EMPIAR-10146 best F1 0.296 vs 0.356, EMPIAR-10059 0.556 vs 0.581 at a search of 0.25).
+    recentre_template: float = 1.0
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
     #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
@@ -343,7 +347,7 @@ class MAEPicker(Picker):
         if cfg.recentre > 0:
             from cryopick.recentre import radial_template
 
-            self._template = radial_template(reference.image, labels.xy, diameter / 2)
+            self._template = radial_template(reference.image, labels.xy, cfg.recentre_template * diameter)
         calibration = None
         if cfg.calibrate:
             calibration = self._calibrate(reference.image, labels, diameter, rng)
