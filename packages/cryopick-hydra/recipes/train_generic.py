@@ -31,6 +31,17 @@ the ASPIRE volume the benchmarks use (seed 0); its ASPIRE training sets are two 
         --exclude real:empiar-10146-apoferritin --exclude sim:dumbbell --exclude sim:c7_ring \
         --eval-every 300 --max-minutes 100 --out hydra-generic.h5
 
+The shipped model of 2026-12-03 continued that one (``--init``) with a third ASPIRE volume at the benchmarks'
+lowest SNR (``aspire_sim.py --out /tmp/aspire-train/v13 --seed 13 --snr 0.005 --volume-size 80 --blobs 56
+--micrographs 5 --particles 80``, linked into the same folder as v13-snr0.005), 54 minutes on one core::
+
+    python packages/cryopick-hydra/recipes/train_generic.py --aspire-dir /tmp/aspire-train/all \
+        --init packages/cryopick-hydra/src/cryopick_hydra/pretrained/hydra-generic.h5 \
+        --exclude real:empiar-10028-ribosome --exclude real:empiar-10059-trpv1 \
+        --exclude real:empiar-10146-apoferritin --exclude sim:dumbbell --exclude sim:c7_ring \
+        --phase1-steps 1600 --phase2-steps 400 --phase1-lr 5e-4 --eval-every 400 --max-minutes 200 \
+        --out hydra-generic.h5
+
 The file records what it was trained on, the settings, the validation AP history and the code version
 (git commit). Weights are float16 arrays in HDF5 (no pickle); only the generic head is kept unless
 ``--keep-dataset-heads``.
