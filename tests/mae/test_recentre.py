@@ -77,3 +77,12 @@ def test_saved_model_picks_as_trained_and_old_models_keep_the_grid_peaks(simulat
     np.testing.assert_allclose(legacy.score(image, 24.0).xy, off.score(image, 24.0).xy, atol=1e-6)
     plain = off.score(image, 24.0)
     assert len(plain) != len(expected) or not np.allclose(plain.xy, expected.xy, atol=1e-3)
+
+
+def test_bad_recentre_settings_are_clear_errors():
+    from cryopick.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="recentre"):
+        _picker(recentre="-0.1")
+    with pytest.raises(ConfigError, match="recentre_template"):
+        _picker(recentre_template="0")

@@ -159,11 +159,11 @@ class MAEConfig:
     #: candidate within 0.2 diameters). 15 exemplars, seed 0, the same trained models, AP / best F1
     #: (docs/benchmarks.md): EMPIAR-10059 0.323 / 0.494 -> 0.408 / 0.585, EMPIAR-10146 0.157 / 0.289 -> 0.253 /
     #: 0.381, EMPIAR-10028 0.728 / 0.799 -> 0.732 / 0.803, ASPIRE SNR 0.005 0.752 / 0.762 -> 0.765 / 0.770.
-    recentre: float = 0.35
+    recentre: float = attrs.field(default=0.35, validator=attrs.validators.ge(0.0))
     #: Radius of that template as a fraction of the diameter: 1 takes in the particle's surroundings (the
     #: ring of ice or neighbours around it), which located particles better than the particle's disk alone
     #: (0.5: EMPIAR-10146 best F1 0.296 vs 0.356, EMPIAR-10059 0.556 vs 0.581 at a search of 0.25).
-    recentre_template: float = 1.0
+    recentre_template: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
     #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
