@@ -18,17 +18,19 @@ import numpy as np
 from cryopick.particles import Particles
 
 
-def _crops(image: np.ndarray, centres: np.ndarray, radius: int) -> np.ndarray:
-    """``(n, 2r+1, 2r+1)`` crops of ``image`` around ``centres`` (x, y), reflected at the edges."""
-    padded = np.pad(np.asarray(image, dtype=np.float64), radius + 1, mode="reflect")
-    xi = np.rint(np.asarray(centres)[:, 0]).astype(int) + 1
-    yi = np.rint(np.asarray(centres)[:, 1]).astype(int) + 1
-    side = 2 * radius + 1
-    out = np.empty((len(xi), side, side))
-    for k, (x, y) in enumerate(zip(xi, yi)):
-        x = min(max(x, 0), padded.shape[1] - side)
-        y = min(max(y, 0), padded.shape[0] - side)
-        out[k] = padded[y: y + side, x: x + side]
+def crop_centred(image: np.ndarray, xy: np.ndarray, size: int, mode: str = "constant") -> np.ndarray:
+    """``(n, size, size)`` float32 crops centred on ``xy`` (``(n, 2)`` of x, y pixel centres); outside the image
+    zero (``mode="constant"``: the mean of a normalised micrograph) or any other ``numpy.pad`` mode."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    padded = np.pad(np.asarray(image).astype(np.float32, copy=False), size, mode=mode)
+    half = (size - 1) / 2
+    out = np.empty((len(xy), size, size), dtype=np.float32)
+    for k, (x, y) in enumerate(xy):
+        x0 = int(round(x - half)) + size
+        y0 = int(round(y - half)) + size
+        x0 = min(max(x0, 0), padded.shape[1] - size)
+        y0 = min(max(y0, 0), padded.shape[0] - size)
+        out[k] = padded[y0: y0 + size, x0: x0 + size]
     return out
 
 
@@ -40,7 +42,7 @@ def radial_template(image: np.ndarray, centres: np.ndarray, radius: float) -> np
     if not len(centres):
         raise ValueError("a template needs at least one labelled centre")
     r = max(1, int(round(radius)))
-    mean = _crops(image, centres, r).mean(axis=0)
+    mean = crop_centred(image, centres, 2 * r + 1, mode="reflect").astype(np.float64).mean(axis=0)
     yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
     ring = np.rint(np.hypot(xx, yy)).astype(int)
     profile = np.bincount(ring.ravel(), weights=mean.ravel()) / np.bincount(ring.ravel())

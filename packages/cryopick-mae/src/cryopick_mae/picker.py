@@ -582,7 +582,7 @@ class MAEPicker(Picker):
         y = y0 + (iy + dy) * step
         h, w = image.shape
         candidates = Particles(np.clip(x, 0, w - 1), np.clip(y, 0, h - 1), c)
-        if self._template is not None and self.config.recentre > 0:
+        if self._template is not None:  # only built or loaded with recentre > 0
             candidates = recentre(candidates, correlation_map(image, self._template),
                                   self.config.recentre * diameter_px)
         return greedy_nms(candidates, self.config.nms_fraction * diameter_px)

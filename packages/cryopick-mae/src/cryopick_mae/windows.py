@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cryopick.recentre import crop_centred  # noqa: F401  (core's: exemplar crops here, templates there)
+
 
 def window_size(diameter_px: float, crop_factor: float, image_size: int) -> int:
     """Side of a region (preprocessed pixels) around a particle of ``diameter_px``: ``crop_factor`` times the
@@ -15,22 +17,6 @@ def window_size(diameter_px: float, crop_factor: float, image_size: int) -> int:
     if abs(w - image_size) <= max(1, 0.05 * image_size):
         w = image_size
     return w
-
-
-def crop_centred(image: np.ndarray, xy: np.ndarray, size: int) -> np.ndarray:
-    """``(n, size, size)`` crops centred on ``xy`` (``(n, 2)`` of x, y pixel centres), zero outside the
-    image (zero is the mean of a normalised micrograph)."""
-    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    padded = np.pad(image.astype(np.float32, copy=False), size)
-    half = (size - 1) / 2
-    out = np.empty((len(xy), size, size), dtype=np.float32)
-    for k, (x, y) in enumerate(xy):
-        x0 = int(round(x - half)) + size
-        y0 = int(round(y - half)) + size
-        x0 = min(max(x0, 0), padded.shape[1] - size)
-        y0 = min(max(y0, 0), padded.shape[0] - size)
-        out[k] = padded[y0: y0 + size, x0: x0 + size]
-    return out
 
 
 def crop_random(image: np.ndarray, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
