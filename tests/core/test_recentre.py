@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from cryopick.particles import Particles
-from cryopick.recentre import correlation_map, parabola_offset, radial_template, recentre
+from cryopick.recentre import (
+    correlation_map,
+    correlation_norm,
+    correlation_score,
+    parabola_offset,
+    radial_template,
+    recentre,
+    standardised_correlation,
+)
 
 
 def _disk_image(centres, shape=(160, 200), radius=8.0, noise=0.0, seed=0):
@@ -66,3 +74,39 @@ def test_parabola_offset_finds_the_vertex():
     assert parabola_offset(f(-1.0), f(0.0), f(1.0)) == pytest.approx(0.3)
     assert parabola_offset(1.0, 0.0, 1.0) == 0.0  # opens upwards: no vertex to move to
     assert parabola_offset(0.0, 1.0, 1.5) == 0.5  # the vertex 1.5 samples away: clipped to half a sample
+
+
+def test_correlation_norm_leaves_each_labelled_particle_out_of_its_own_template():
+    """At low SNR a particle's own noise is part of a template made with it; the norm scores each labelled
+    particle against the template of the others, exactly (the template is linear in the crops), which is
+    lower than against the template of all."""
+    image = _disk_image(CENTRES, noise=1.5)
+    clip, z = correlation_norm(image, CENTRES, 10.0, search_px=3.0)
+    for i in range(len(CENTRES)):
+        others = np.delete(CENTRES, i, axis=0)
+        corr = correlation_map(image, radial_template(image, others, 10.0))
+        at = recentre(Particles(CENTRES[i:i + 1, 0], CENTRES[i:i + 1, 1], np.zeros(1)), corr, 3.0)
+        assert z[i] == pytest.approx(correlation_score(corr, at.xy, np.inf)[0], rel=1e-4, abs=1e-4)
+    full = correlation_map(image, radial_template(image, CENTRES, 10.0))
+    own = recentre(Particles(CENTRES[:, 0], CENTRES[:, 1], np.zeros(len(CENTRES))), full, 3.0)
+    assert correlation_score(full, own.xy, np.inf).mean() > z.mean()  # the self-correlation it leaves out
+    assert clip == pytest.approx(float(np.median(z)))
+    one_clip, one = correlation_norm(image, CENTRES[:1], 10.0)  # a single label cannot be left out
+    assert one.shape == (1,) and one_clip == pytest.approx(one[0])
+
+
+def test_standardised_correlation_ignores_contrast_and_contaminants():
+    """Robust standard units of each micrograph: the same particles at twice the contrast, or with a dense
+    particle-sized contaminant, score (almost) the same; the clip caps the contaminant at what the particles
+    reach."""
+    image = _disk_image(CENTRES, noise=0.5)
+    template = radial_template(image, CENTRES, 10.0)
+    base = correlation_score(correlation_map(image, template), CENTRES, np.inf)
+    doubled = correlation_score(correlation_map(2.0 * image, template), CENTRES, np.inf)
+    np.testing.assert_allclose(doubled, base, rtol=1e-6)
+    dirty = image + 8.0 * _disk_image([(175.0, 140.0)], shape=image.shape, radius=8.0)  # 0.6 % of pixels
+    corr = correlation_map(dirty, template)
+    np.testing.assert_allclose(correlation_score(corr, CENTRES, np.inf), base, rtol=0.1)
+    clip = float(np.median(base))
+    assert standardised_correlation(corr)[140, 175] > 3 * clip  # the contaminant, unclipped, beats every particle
+    assert correlation_score(corr, np.array([[175.0, 140.0]]), clip)[0] == pytest.approx(clip)

@@ -7,8 +7,14 @@ particles, and its score peaks between them. The template is the rotational aver
 the labelled centres (rotational, because particles lie at every in-plane angle), correlated with the
 (preprocessed) micrograph; each candidate takes the position of the correlation's maximum within
 ``search_px`` of it, refined to sub-pixel precision by a parabola through that maximum and its neighbours,
-and keeps its score. Classical template matching (Frank & Wagenknecht 1984); here it only moves candidates,
-it never adds or ranks them.
+and keeps its score. Classical template matching (Frank & Wagenknecht 1984); :func:`recentre` only moves
+candidates, it never adds or ranks them.
+
+The same correlation is also evidence for ranking (:func:`correlation_norm`, :func:`correlation_score`): it is
+the matched filter, the optimal linear detector of a known signal in white noise. Its value is standardised
+over its own micrograph and clipped at the median the labelled particles reach, because values above what
+particles give (ice contamination, aggregates, carbon edges) are not more particle-like; a picker adds a
+small multiple of it to its own score.
 """
 
 from __future__ import annotations
@@ -94,3 +100,52 @@ def recentre(candidates: Particles, correlation: np.ndarray, search_px: float) -
     dx = parabola_offset(finite(padded[ny + s + 1, nx + s]), c, finite(padded[ny + s + 1, nx + s + 2]))
     dy = parabola_offset(finite(padded[ny + s, nx + s + 1]), c, finite(padded[ny + s + 2, nx + s + 1]))
     return Particles(np.clip(nx + dx, 0, w - 1), np.clip(ny + dy, 0, h - 1), candidates.score.copy())
+
+
+def correlation_norm(image: np.ndarray, centres: np.ndarray, radius: float,
+                     search_px: float = 0.0) -> tuple[float, np.ndarray]:
+    """``(clip, z)`` for :func:`correlation_score` on a reference ``image`` with labelled ``centres`` (``(n, 2)``
+    x, y) and the template of all of them (:func:`radial_template` of ``radius``): ``z``, each centre's
+    standardised correlation (:func:`standardised_correlation`) with the template of the *other* centres, at
+    its maximum within ``search_px`` (as :func:`recentre` moves candidates), and ``clip``, the median of ``z``.
+    Leaving each one out matters at low SNR: a centre's own noise is a 1/n part of the template and
+    correlates with itself, which lifts its score above an unlabelled particle's (with one centre it cannot be
+    left out, and is not)."""
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    n = len(centres)
+    if not n:
+        raise ValueError("a correlation norm needs at least one labelled centre")
+    full = correlation_map(image, radial_template(image, centres, radius))
+    z = np.empty(n)
+    for i, xy in enumerate(centres):
+        corr = full
+        if n > 1:  # the template is linear in the crops: the others' = (n T - t_i) / (n - 1)
+            own = correlation_map(image, radial_template(image, xy[None], radius))
+            corr = (n * full - own) / (n - 1)
+        at = recentre(Particles(xy[:1], xy[1:], np.zeros(1)), corr, search_px)
+        z[i] = _sample(standardised_correlation(corr), at.xy)[0]
+    return float(np.median(z)), z
+
+
+def standardised_correlation(correlation: np.ndarray) -> np.ndarray:
+    """``correlation`` in robust standard units of its own micrograph: minus its median, over 1.4826 x its
+    median absolute deviation. Per micrograph, because its spread follows the micrograph's contrast (ASPIRE's
+    micrographs differ by 2x), and robust, because contaminants take up a few per cent of the pixels."""
+    c = np.asarray(correlation, dtype=np.float64)
+    sample = c[::4, ::4].ravel()
+    med = float(np.median(sample))
+    mad = 1.4826 * float(np.median(np.abs(sample - med)))
+    return (c - med) / (mad if mad > 0 else 1.0)
+
+
+def correlation_score(correlation: np.ndarray, xy: np.ndarray, clip: float) -> np.ndarray:
+    """The :func:`standardised_correlation` of a micrograph's ``correlation`` map at ``xy`` (``(n, 2)``,
+    bilinear), clipped above at ``clip`` (from :func:`correlation_norm`)."""
+    return np.minimum(_sample(standardised_correlation(correlation), xy), float(clip))
+
+
+def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import map_coordinates
+
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    return map_coordinates(np.asarray(image, dtype=np.float64), [xy[:, 1], xy[:, 0]], order=1, mode="nearest")

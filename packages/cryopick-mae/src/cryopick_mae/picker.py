@@ -9,9 +9,10 @@ rotated by 90/180/270 degrees, and twice as many random unlabelled regions, with
 Stage 2 (``score``): slide a window of ``crop_factor x diameter`` over the micrograph at a stride of
 ``stride x diameter``, encode every window without masking, score it by its largest (``match=max``) or
 mean (``match=mean``) cosine similarity to the exemplar features (both centred on the reference
-micrograph's mean window feature, ``centre``; cryopick's addition), keep the local maxima of the score grid,
-refine them to sub-stride precision and merge duplicates on one particle by greedy NMS within
-``nms_fraction x diameter``. The cut-off is calibrated on the exemplars' leave-one-out scores
+micrograph's mean window feature, ``centre``; cryopick's addition) plus a linear probe's score (``linear``),
+keep the local maxima of the score grid, refine them to sub-stride precision, move them onto the exemplars'
+template (``recentre``) and add the template's capped correlation there (``correlation``; both cryopick's), and
+merge duplicates on one particle by greedy NMS within ``nms_fraction x diameter``. The cut-off is calibrated on the exemplars' leave-one-out scores
 (``calibrate``), or the paper's density threshold (§3.3) per micrograph with ``calibrate=false``.
 
 Stride: the paper slides at 28 px over particles of 149-174 px (mean 163 px, Table 1), i.e. about
@@ -164,6 +165,13 @@ class MAEConfig:
     #: ring of ice or neighbours around it), which located particles better than the particle's disk alone
     #: (0.5: EMPIAR-10146 best F1 0.296 vs 0.356, EMPIAR-10059 0.556 vs 0.581 at a search of 0.25).
     recentre_template: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
+    #: Add this multiple of the candidate's correlation with that template to its score (cryopick's addition):
+    #: the matched filter's response, standardised over the reference micrograph and clipped at the exemplars'
+    #: median (higher responses are contaminants and aggregates, not better particles; ``cryopick.recentre.
+    #: correlation_score``). The cosine and the probe rank which windows hold a particle; the template says
+    #: how much of the particle is centred there, and separates particles from background windows that the
+    #: features confuse. 0: the score alone.
+    correlation: float = attrs.field(default=0.1, validator=attrs.validators.ge(0.0))
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
     #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
@@ -212,6 +220,10 @@ class MAEPicker(Picker):
         self._checkpoint_state: ModelState | None = None
         #: the exemplars' centring template (``recentre``), None for models stored without one
         self._template: np.ndarray | None = None
+        #: the clip of the template's correlation term (``correlation``), None without that term
+        self._correlation: float | None = None
+        #: the exemplars' leave-one-out standardised correlations (training only: the calibration)
+        self._exemplar_z: np.ndarray | None = None
         self.calibration: dict | None = None
         self.history: dict = {}
 
@@ -343,11 +355,14 @@ class MAEPicker(Picker):
             start = time.perf_counter()
             self._linear = self._fit_linear(reference.image, labels.xy, diameter, random_features)
             timings["linear_s"] = time.perf_counter() - start
-        self._template = None
-        if cfg.recentre > 0:
-            from cryopick.recentre import radial_template
+        self._template, self._correlation = None, None
+        if cfg.recentre > 0 or cfg.correlation > 0:
+            from cryopick.recentre import correlation_norm, radial_template
 
             self._template = radial_template(reference.image, labels.xy, cfg.recentre_template * diameter)
+            if cfg.correlation > 0:
+                self._correlation, self._exemplar_z = correlation_norm(
+                    reference.image, labels.xy, cfg.recentre_template * diameter, cfg.recentre * diameter)
         calibration = None
         if cfg.calibrate:
             calibration = self._calibrate(reference.image, labels, diameter, rng)
@@ -465,10 +480,19 @@ class MAEPicker(Picker):
                 s = sim.masked_fill(mask, 0.0).sum(dim=2) / (~mask).sum(dim=2)
             s = self._with_probe(s.reshape(-1), feats).reshape(n, len(grid))
             scores.append(s.max(dim=1).values.numpy())
+        if self._correlation is not None:  # each exemplar's correlation term, with the others' template
+            term = cfg.correlation * np.minimum(self._exemplar_z, self._correlation)
+            scores = [s + term for s in scores]
         loo = np.sort(np.concatenate(scores))
         cut = float(np.quantile(loo, cfg.recall_quantile))
         return {"threshold": cut, "recall_quantile": cfg.recall_quantile,
                 "loo_median": round(float(np.median(loo)), 6), "exemplars": n}
+
+    def _correlation_term(self, corr: np.ndarray, candidates: Particles) -> np.ndarray:
+        """``correlation`` x the clipped, standardised template correlation ``corr`` at ``candidates``."""
+        from cryopick.recentre import correlation_score
+
+        return self.config.correlation * correlation_score(corr, candidates.xy, self._correlation)
 
     def _apply_calibration(self, calibration: dict | None) -> None:
         if calibration is not None:
@@ -492,6 +516,8 @@ class MAEPicker(Picker):
             arrays["feature_mean"] = self._feature_mean.numpy().astype(np.float32)
         if self._template is not None:
             arrays["centre_template"] = self._template.astype(np.float32)
+        if self._correlation is not None:
+            arrays["correlation_clip"] = np.asarray([self._correlation], dtype=np.float64)
         if self._linear is not None:
             arrays["linear_weight"] = self._linear["weight"].numpy().astype(np.float32)
             arrays["linear_norm"] = np.asarray(self._linear["norm"], dtype=np.float64)
@@ -518,8 +544,11 @@ class MAEPicker(Picker):
         self._linear = None if weight is None else {
             "weight": torch.from_numpy(np.asarray(weight, dtype=np.float32)),
             "norm": [float(v) for v in np.asarray(state.arrays["linear_norm"], dtype=np.float64)]}
-        # models saved before re-centring existed (or with recentre=0) keep the score grid's peaks
-        template = state.arrays.get("centre_template") if self.config.recentre > 0 else None
+        # models saved before re-centring existed (or with recentre=0) keep the score grid's peaks; those saved
+        # before the correlation term (or with correlation=0) score without it
+        norm = state.arrays.get("correlation_clip") if self.config.correlation > 0 else None
+        self._correlation = None if norm is None else float(np.asarray(norm, dtype=np.float64).reshape(-1)[0])
+        template = state.arrays.get("centre_template") if self.config.recentre > 0 or norm is not None else None
         self._template = None if template is None else np.asarray(template, dtype=np.float32)
         if self.config.calibrate:
             self._apply_calibration(state.config.get("calibration"))
@@ -582,9 +611,12 @@ class MAEPicker(Picker):
         y = y0 + (iy + dy) * step
         h, w = image.shape
         candidates = Particles(np.clip(x, 0, w - 1), np.clip(y, 0, h - 1), c)
-        if self._template is not None:  # only built or loaded with recentre > 0
-            candidates = recentre(candidates, correlation_map(image, self._template),
-                                  self.config.recentre * diameter_px)
+        if self._template is not None:  # only built or loaded with recentre > 0 or correlation > 0
+            corr = correlation_map(image, self._template)
+            candidates = recentre(candidates, corr, self.config.recentre * diameter_px)  # recentre=0: unmoved
+            if self._correlation is not None:
+                candidates = Particles(candidates.x, candidates.y,
+                                       candidates.score + self._correlation_term(corr, candidates))
         return greedy_nms(candidates, self.config.nms_fraction * diameter_px)
 
 
