@@ -13,7 +13,8 @@ micrograph's mean window feature, ``centre``; cryopick's addition) plus a linear
 keep the local maxima of the score grid, refine them to sub-stride precision, move them onto the exemplars'
 template (``recentre``) and add the template's capped correlation there (``correlation``; both cryopick's), and
 merge duplicates on one particle by greedy NMS within ``nms_fraction x diameter``. The cut-off is calibrated
-on the exemplars' leave-one-out scores (``calibrate``), or the paper's density threshold (§3.3) per micrograph with ``calibrate=false``.
+on the exemplars' leave-one-out scores (``calibrate``), or the paper's density threshold (§3.3) per micrograph
+with ``calibrate=false``.
 
 Stride: the paper slides at 28 px over particles of 149-174 px (mean 163 px, Table 1), i.e. about
 0.17 diameters; ``stride = 0.17`` keeps that ratio at any scale (its 14/42/56 px ablation is
@@ -167,8 +168,8 @@ class MAEConfig:
     recentre_template: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
     #: Add this multiple of the candidate's correlation with that template to its score (cryopick's addition):
     #: the matched filter's response, in robust standard units of its own micrograph and clipped at the
-    #: exemplars' leave-one-out median (higher responses are contaminants and aggregates, not better particles; ``cryopick.recentre.
-    #: correlation_score``). The cosine and the probe rank which windows hold a particle; the template says
+    #: exemplars' leave-one-out median (higher responses are contaminants and aggregates, not better
+    #: particles; ``cryopick.recentre.correlation_score``). The cosine and the probe rank which windows hold a particle; the template says
     #: how much of the particle is centred there, and separates particles from background windows that the
     #: features confuse. The same trained models both ways, 15 exemplars, mean of seeds 0-2, AP / best F1 / F1 at
     #: the cut (docs/benchmarks.md): ASPIRE SNR 0.005 +0.062 / +0.050 / +0.012, EMPIAR-10028 -0.018 / +0.017 /
