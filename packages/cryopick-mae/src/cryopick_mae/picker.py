@@ -166,14 +166,14 @@ class MAEConfig:
     #: ring of ice or neighbours around it), which located particles better than the particle's disk alone
     #: (0.5: EMPIAR-10146 best F1 0.296 vs 0.356, EMPIAR-10059 0.556 vs 0.581 at a search of 0.25).
     recentre_template: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
-    #: Add this multiple of the candidate's correlation with that template to its score (cryopick's addition):
-    #: the matched filter's response, in robust standard units of its own micrograph and clipped at the
-    #: exemplars' leave-one-out median (higher responses are contaminants and aggregates, not better
-    #: particles; ``cryopick.recentre.correlation_score``). The cosine and the probe rank which windows hold a
-    #: particle; the template says how much of the particle is centred there, and separates particles from background windows that the
-    #: features confuse. The same trained models both ways, 15 exemplars, mean of seeds 0-2, AP / best F1 / F1 at
-    #: the cut (docs/benchmarks.md): ASPIRE SNR 0.005 +0.062 / +0.050 / +0.012, EMPIAR-10028 -0.018 / +0.017 /
-    #: -0.007, EMPIAR-10059 +0.010 / +0.002 / +0.004, EMPIAR-10146 +0.026 / +0.009 / +0.006. 0: the score alone.
+    #: Add this multiple of the candidate's correlation with that template to its score (cryopick's addition): the
+    #: matched filter's response, in robust standard units of its own micrograph and clipped at the exemplars'
+    #: leave-one-out median (higher responses are contaminants and aggregates, not better particles;
+    #: ``cryopick.recentre.correlation_score``). The cosine and the probe rank which windows hold a particle; the
+    #: template says how much of the particle is centred there, and separates particles from background windows that the
+    #: features confuse. The same trained models both ways, 15 exemplars, mean of seeds 0-2, AP / best F1 / F1 at the
+    #: cut (docs/benchmarks.md): ASPIRE SNR 0.005 +0.062 / +0.050 / +0.012, EMPIAR-10028 -0.018 / +0.017 / -0.007,
+    #: EMPIAR-10059 +0.010 / +0.002 / +0.004, EMPIAR-10146 +0.026 / +0.009 / +0.006. 0: the score alone.
     correlation: float = attrs.field(default=0.1, validator=attrs.validators.ge(0.0))
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
