@@ -249,3 +249,92 @@ def test_few_shot_cut_picks_as_many_as_the_generic_head(trained):
     assert matched == pytest.approx(cut - 2.0, abs=0.05)
     few = pick_image(net, mics[0].image, FEW_SHOT, 22.0, tile=picker.config.tile, margin=picker.config.margin)
     assert abs(int((few.score > matched).sum()) - int((generic.score > cut).sum())) <= 1
+
+
+def _background_points(truth, shape, diameter, n, rng):
+    """``n`` points at least a diameter from every particle, from each other and from the edge."""
+    points = []
+    while len(points) < n:
+        p = rng.uniform(diameter, np.asarray(shape[::-1]) - diameter)
+        others = np.concatenate([truth.xy, np.asarray(points).reshape(-1, 2)])
+        if np.min(np.hypot(*(others - p).T)) >= diameter:
+            points.append(p)
+    return np.asarray(points)
+
+
+def test_the_labels_correlation_term_alone_ranks_the_particles_first():
+    """Candidates on every particle and as many on background, all with the same logit: the labels' template
+    correlation (``correlation``) ranks the particles first; without it nothing separates them."""
+    from cryopick.particles import Particles
+
+    config = SimulationConfig(shape=(256, 256), n_micrographs=2, particles_per_micrograph=20, species="globular",
+                              diameter_px=22.0, snr=0.5, seed=3, nuisances=False)
+    train, test = (simulate_micrograph(config, i) for i in range(2))
+    picker = _picker(correlation="0.5")
+    picker._fit_correlation([(train.image, train.truth)], 22.0)
+    assert picker._clip > 0  # the labels correlate with the others' template
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([test.truth.xy, _background_points(test.truth, test.image.shape, 22.0, len(test.truth), rng)])
+    flat = Particles(xy[:, 0], xy[:, 1], np.zeros(len(xy)))
+    with_term = picker._with_correlation(test.image, flat, 22.0)
+    assert len(with_term) == len(flat)
+    ap = evaluate({"t": with_term}, {"t": test.truth}, diameter_px=22.0, candidates={"t": with_term})
+    assert ap.average_precision > 0.9
+    assert np.all(with_term.score <= 0.5 * picker._clip + 1e-9)  # capped at the labels' median
+    picker.config.correlation = 0.0
+    assert np.array_equal(picker._with_correlation(test.image, flat, 22.0).score, flat.score)
+
+
+def test_few_shot_model_keeps_the_correlation_term_and_old_models_pick_without_it(trained):
+    """A few-shot head stores the labels' template and clip; loaded, it scores logits + correlation x term; a
+    model stored without them (or picking with correlation=0) scores the head's logits alone."""
+    from cryopick.picker import TrainingData, TrainingItem
+    from cryopick.recentre import correlation_map, correlation_score
+    from cryopick_hydra.inference import pick_image
+
+    out, _ = trained
+    mics = _species("dumbbell", 5, n=2)
+    few = _picker(checkpoint=str(out), steps="3", correlation="0.5")
+    state = few.train(TrainingData([TrainingItem("a", mics[0].image, mics[0].truth)], 22.0))
+    assert state.arrays["correlation_template"].shape == (45, 45) and state.arrays["correlation_clip"].shape == (1,)
+    assert few.facts()["hydra correlation"] == 0.5
+    loaded = _picker(checkpoint=str(out), correlation="0.5")
+    loaded.load(state)
+    cfg = loaded.config
+    head = pick_image(loaded.net, mics[1].image, "few-shot", 22.0, nms_fraction=cfg.nms_fraction, tile=cfg.tile,
+                      margin=cfg.margin, tta=cfg.tta)
+    term = correlation_score(correlation_map(mics[1].image, state.arrays["correlation_template"]), head.xy,
+                             float(state.arrays["correlation_clip"][0]))
+    got = loaded.score(mics[1].image, 22.0)
+    expected = np.sort(head.score + 0.5 * term)[::-1]
+    np.testing.assert_allclose(np.sort(got.score)[::-1], expected, rtol=1e-6, atol=1e-6)
+    for settings, arrays in (({"correlation": "0"}, state.arrays),
+                             ({}, {k: v for k, v in state.arrays.items() if not k.startswith("correlation_")})):
+        plain = _picker(checkpoint=str(out), **settings)
+        plain.load(type(state)(arrays, state.config))
+        np.testing.assert_allclose(np.sort(plain.score(mics[1].image, 22.0).score), np.sort(head.score), atol=1e-6)
+
+
+def test_few_shot_cut_takes_in_the_correlation_term(trained):
+    """With every candidate's term at the clip (a clip below any correlation), the few-shot cut moves by exactly
+    correlation x clip: the cut ranks the scores the picker picks with."""
+    from cryopick.errors import ConfigError
+    from cryopick.weights import load_weights
+    from cryopick_hydra.inference import pick_image
+    from cryopick_hydra.model import GENERIC, net_from_state
+    from cryopick_hydra.picker import FEW_SHOT
+
+    out, _ = trained
+    model = load_weights(out)
+    net = net_from_state(model.arrays, model.config["architecture"], [GENERIC])
+    net.add_head(FEW_SHOT, GENERIC)
+    mics = _species("dumbbell", 5, n=2)
+    picker = _picker(checkpoint=str(out), correlation="0.5")
+    generic = pick_image(net, mics[0].image, GENERIC, 22.0, tile=picker.config.tile, margin=picker.config.margin)
+    cut = float(np.median(generic.score))
+    plain = picker._matched_cut(net, [m.image for m in mics], 22.0, cut)
+    picker._fit_correlation([(mics[0].image, mics[0].truth)], 22.0)
+    picker._clip = -40.0
+    assert picker._matched_cut(net, [m.image for m in mics], 22.0, cut) == pytest.approx(plain - 20.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="correlation"):
+        _picker(correlation="-0.1")

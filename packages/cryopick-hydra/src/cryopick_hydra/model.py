@@ -192,5 +192,5 @@ def net_from_state(arrays: dict, architecture: dict, heads: list[str] | None = N
     keys = {HeadDict.key(n) for n in names}
     net = hydra_net(**{k: architecture[k] for k in ARCHITECTURE_KEYS}, heads=tuple(names))
     load_arrays(net, {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()
-                      if k.startswith("trunk.") or k.split(".")[1] in keys})
+                      if k.startswith("trunk.") or (k.startswith("heads.") and k.split(".")[1] in keys)})
     return net

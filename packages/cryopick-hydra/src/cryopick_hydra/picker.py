@@ -40,6 +40,8 @@ NONE = "none"
 FEW_SHOT = "few-shot"
 #: What ``model file`` config records mark a file written by ``cryopick hydra train``.
 MODEL_KIND = "cryopick-hydra/model"
+#: The labels' correlation norm is taken at its maximum within this fraction of the diameter of each label.
+CORRELATION_SEARCH = 0.35
 
 
 def builtin_model():
@@ -116,6 +118,14 @@ class HydraConfig:
     #: 0.604 -> 0.641 and 0.848 -> 0.869, C7 ring 0.166 -> 0.236; docs/benchmarks.md) for 2.5-4x the
     #: scoring time; 1 = one pass.
     tta: int = attrs.field(default=4, validator=validate_size)
+    #: Few-shot head: add this multiple of each candidate's correlation with a template of the labelled
+    #: particles to its logit (cryopick's addition, as mae's ``correlation``). The template is the rotational
+    #: average of the labels' crops, one diameter in radius; the term is its correlation in robust standard
+    #: units of the candidate's own micrograph, capped at the median the labelled particles reach against the
+    #: template of the others (``cryopick.recentre.correlation_norm``, ``correlation_score``). The frozen trunk's
+    #: features cap what a new head learns from a few labels; the template is what those labels say about this
+    #: sample's particles directly. 0: the head's logits alone (zero-shot picking never has the term).
+    correlation: float = attrs.field(default=0.5, validator=attrs.validators.ge(0.0))
 
 
 PRESETS: dict[str, dict] = {
@@ -143,6 +153,10 @@ class HydraPicker(Picker):
         self.net = None
         self.head = config.head
         self.info: dict = {}
+        #: the labelled particles' template and the clip of its correlation term (``correlation``); None
+        #: without labels, with correlation=0 or for models stored without them
+        self._template: np.ndarray | None = None
+        self._clip: float | None = None
 
     @property
     def needs_labels(self) -> bool:
@@ -206,6 +220,7 @@ class HydraPicker(Picker):
         seed_everything(self.context.seed)
         rng = np.random.default_rng(self.context.seed)
         labelled = [it for it in data.items if it.labels is not None and len(it.labels)]
+        self._template, self._clip = None, None
         if cfg.checkpoint == NONE:
             if not labelled:
                 raise ConfigError("hydra with checkpoint=none trains from labels: give --labels, or pick zero-shot "
@@ -235,6 +250,8 @@ class HydraPicker(Picker):
             for p in params:
                 p.requires_grad_(True)
             bias_heads = [head]
+        if bias_heads and cfg.correlation > 0:
+            self._fit_correlation([(it.image, it.labels) for it in labelled], data.diameter_px)
         crop = _crop_size(cfg.crop, min(min(it.image.shape) for it in labelled))
         dataset = make_dataset("labels", [(it.image, it.labels) for it in labelled], data.diameter_px, crop, rng)
         schedule = Schedule(steps=cfg.steps, batch=cfg.batch, crop=crop, lr=cfg.lr, augment=cfg.augment)
@@ -270,7 +287,8 @@ class HydraPicker(Picker):
         cuts, counts = [], []
         for image in images:
             n = int((pick_image(net, image, GENERIC, diameter_px, **kw).score > cut).sum())
-            scores = np.sort(pick_image(net, image, FEW_SHOT, diameter_px, **kw).score)[::-1]
+            few_shot = self._with_correlation(image, pick_image(net, image, FEW_SHOT, diameter_px, **kw), diameter_px)
+            scores = np.sort(few_shot.score)[::-1]
             counts.append(n)
             if n and scores.size:
                 cuts.append(float(scores[min(n, scores.size) - 1]))
@@ -280,6 +298,33 @@ class HydraPicker(Picker):
         echo(f"hydra: few-shot cut-off {matched:.3f} (the generic head picks {np.median(counts):.0f} per "
              f"labelled micrograph at {cut:.3f})")
         return matched
+
+    def _fit_correlation(self, labelled: list[tuple[np.ndarray, Particles]], diameter_px: float) -> None:
+        """The template of the labelled particles (``labelled``: ``(image, labels)`` per micrograph) and the
+        clip of its correlation term: the median over all labels of each one's standardised correlation with the
+        template of the other labels of its micrograph (leave-one-out, ``cryopick.recentre.correlation_norm``)."""
+        from cryopick.recentre import correlation_norm, radial_template
+
+        labelled = [(im, lab) for im, lab in labelled if len(lab)]
+        n = sum(len(lab) for _, lab in labelled)
+        # the template is linear in the crops: the count-weighted mean of each micrograph's is that of all crops
+        template = sum(len(lab) * radial_template(im, lab.xy, diameter_px) for im, lab in labelled) / n
+        z = [correlation_norm(im, lab.xy, diameter_px, CORRELATION_SEARCH * diameter_px)[1] for im, lab in labelled]
+        self._template = np.asarray(template, dtype=np.float32)
+        self._clip = float(np.median(np.concatenate(z)))
+
+    def _with_correlation(self, image: np.ndarray, candidates: Particles, diameter_px: float) -> Particles:
+        """``candidates`` with ``correlation`` x the labels' capped template correlation added to their scores
+        (unchanged without a template)."""
+        from cryopick.nms import greedy_nms
+        from cryopick.recentre import correlation_map, correlation_score
+
+        if self._template is None or self._clip is None or self.config.correlation <= 0 or not len(candidates):
+            return candidates
+        term = correlation_score(correlation_map(image, self._template), candidates.xy, self._clip)
+        rescored = Particles(candidates.x, candidates.y, candidates.score + self.config.correlation * term)
+        # candidates are already a particle radius apart: this only sorts them by the new score
+        return greedy_nms(rescored, max(1.0, self.config.nms_fraction * diameter_px))
 
     def _use(self, net, head: str, threshold: float | None = None) -> None:
         self.net = net.to(self._device()).eval()
@@ -293,6 +338,9 @@ class HydraPicker(Picker):
         # only what picks: the trunk, the head used and (for a few-shot head) the generic one
         keep = {head, GENERIC} if head == FEW_SHOT else {head}
         arrays = {k: v for k, v in net_arrays(net).items() if k.startswith("trunk.") or k.split(".")[1] in keep}
+        if self._template is not None and self._clip is not None:
+            arrays["correlation_template"] = self._template.astype(np.float32)
+            arrays["correlation_clip"] = np.asarray([self._clip], dtype=np.float64)
         self.info = dict(info)
         return ModelState(arrays, {"kind": "cryopick-hydra/picker", "architecture": dict(net.architecture),
                                    "head": head, "heads": sorted(keep), "picker": config_to_dict(self.config),
@@ -305,6 +353,11 @@ class HydraPicker(Picker):
             raise ConfigError("not a hydra picker model")
         net = net_from_state(state.arrays, state.config["architecture"], state.config.get("heads"))
         self.info = dict(state.config.get("info", {}))
+        # models stored before the correlation term (or picked with correlation=0) score without it
+        template, clip = state.arrays.get("correlation_template"), state.arrays.get("correlation_clip")
+        use = template is not None and clip is not None and self.config.correlation > 0
+        self._template = np.asarray(template, dtype=np.float32) if use else None
+        self._clip = float(np.asarray(clip, dtype=np.float64).reshape(-1)[0]) if use else None
         self._use(net, state.config["head"], self.info.get("threshold"))
 
     def facts(self) -> dict:
@@ -313,6 +366,8 @@ class HydraPicker(Picker):
         facts = {"hydra head": self.head, "hydra model": self.info.get("checkpoint")}
         if "labelled_particles" in self.info:
             facts["hydra labelled particles"] = self.info["labelled_particles"]
+        if self._template is not None:
+            facts["hydra correlation"] = self.config.correlation
         return facts
 
     # -- picking --------------------------------------------------------------------------------------
@@ -321,9 +376,10 @@ class HydraPicker(Picker):
 
         if self.net is None:
             raise RuntimeError("hydra picker has no model: train() or load() first")
-        return pick_image(self.net, image, self.head, diameter_px, nms_fraction=self.config.nms_fraction,
-                          tile=self.config.tile, margin=self.config.margin, device=self._device(),
-                          tta=self.config.tta)
+        candidates = pick_image(self.net, image, self.head, diameter_px, nms_fraction=self.config.nms_fraction,
+                                tile=self.config.tile, margin=self.config.margin, device=self._device(),
+                                tta=self.config.tta)
+        return self._with_correlation(image, candidates, diameter_px)
 
 
 def _crop_size(crop: int, smallest_side: int) -> int:
