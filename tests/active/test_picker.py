@@ -58,3 +58,46 @@ def test_bad_scale_and_missing_pixel_size_are_config_errors():
 def test_entry_module_imports_no_torch():
     code = "import sys, cryopick_active.plugin; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_answers_template_term_is_stored_and_old_models_pick_without_it(simulated_micrograph):
+    """The positive answers' template and clip are stored with the model; picking adds correlation x the capped
+    term to the logit map; a model stored without them, or correlation=0, picks from the logits alone."""
+    from cryopick.recentre import correlation_map, standardised_correlation
+
+    mic = simulated_micrograph
+    labels = Particles(np.r_[mic.truth.x[:6], 20.0], np.r_[mic.truth.y[:6], 230.0], [1, 1, 1, 1, 1, 1, 0])
+    picker = make_picker(HOST, "active", {"preset": "tiny", "correlation": "2"}, "cpu", 0)
+    state = picker.train(TrainingData([TrainingItem("m", mic.image, labels)], 24.0))
+    template = state.arrays["correlation_template"]
+    assert template.shape == (49, 49) and state.arrays["correlation_clip"].shape == (1,)
+    logits = picker.logits(picker.features(mic.image))
+    term = 2 * np.minimum(standardised_correlation(correlation_map(mic.image, template)),
+                          float(state.arrays["correlation_clip"][0]))
+    expected = picker.peaks(logits + term.astype(logits.dtype), 24.0)
+    got = picker.score(mic.image, 24.0)
+    np.testing.assert_allclose(got.score, expected.score, rtol=1e-6)
+    plain = picker.peaks(logits, 24.0)
+    assert not np.allclose(np.sort(plain.score)[-len(got):], np.sort(got.score))
+    for settings, arrays in (({"correlation": "0"}, state.arrays),
+                             ({}, {k: v for k, v in state.arrays.items() if not k.startswith("correlation_")})):
+        old = make_picker(HOST, "active", {"preset": "tiny", **settings}, "cpu", 0)
+        old.load(type(state)(arrays, state.config))
+        np.testing.assert_allclose(old.score(mic.image, 24.0).score, plain.score, rtol=1e-6)
+    only_negative = make_picker(HOST, "active", {"preset": "tiny"}, "cpu", 0)
+    only_negative.fit_template({"m": mic.image}, {"m": labels.subset(labels.score < 0.5)}, 24.0)
+    assert only_negative._template is None
+    with pytest.raises(ConfigError, match="correlation"):
+        make_picker(HOST, "active", {"correlation": "-1"}, "cpu", 0)
+
+
+def test_answers_template_term_alone_ranks_the_particles_first(simulated_micrograph):
+    """A logit map that says nothing (all zero): the answers' template term alone puts particles at the top."""
+    from cryopick.metrics import evaluate
+
+    mic = simulated_micrograph
+    picker = make_picker(HOST, "active", {"preset": "tiny", "correlation": "1"}, "cpu", 0)
+    picker.fit_template({"m": mic.image}, {"m": mic.truth.subset(np.arange(8))}, 24.0)
+    cands = picker.pick_logits(mic.image, np.zeros(mic.image.shape, np.float32), 24.0)
+    top = cands.sorted_by_score().subset(np.arange(len(mic.truth) // 2))
+    assert evaluate({"m": top}, {"m": mic.truth}, diameter_px=24.0).precision > 0.8

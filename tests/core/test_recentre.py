@@ -110,3 +110,20 @@ def test_standardised_correlation_ignores_contrast_and_contaminants():
     clip = float(np.median(base))
     assert standardised_correlation(corr)[140, 175] > 3 * clip  # the contaminant, unclipped, beats every particle
     assert correlation_score(corr, np.array([[175.0, 140.0]]), clip)[0] == pytest.approx(clip)
+
+
+def test_labels_template_of_several_micrographs_is_that_of_all_crops():
+    """labels_correlation's template is the template of all labelled crops (the count-weighted mean of each
+    micrograph's, exact by linearity), and its clip the median of every label's leave-one-out z."""
+    from cryopick.recentre import correlation_norm, labels_correlation, radial_template
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(128, 128)).astype(np.float32)
+    centres = rng.uniform(20, 108, size=(9, 2))
+    template, clip = labels_correlation([(image, centres[:3]), (image, centres[3:]), (image, centres[:0])], 8.0, 2.0)
+    np.testing.assert_allclose(template, radial_template(image, centres, 8.0), atol=1e-6)
+    z = np.concatenate([correlation_norm(image, centres[:3], 8.0, 2.0)[1], correlation_norm(image, centres[3:], 8.0,
+                                                                                            2.0)[1]])
+    assert clip == pytest.approx(float(np.median(z)))
+    with pytest.raises(ValueError, match="at least one"):
+        labels_correlation([(image, centres[:0])], 8.0)

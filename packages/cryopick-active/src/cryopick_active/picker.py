@@ -33,6 +33,8 @@ from cryopick.picker import ModelState, Picker, TrainingData
 
 #: The project label set that ``cryopick active label`` writes and this picker trains on by default.
 LABEL_SET = "active"
+#: The answers' correlation norm is taken at its maximum within this fraction of the diameter of each answer.
+CORRELATION_SEARCH = 0.35
 MODEL_KIND = "cryopick-active/model"
 
 
@@ -78,6 +80,15 @@ class ActiveConfig:
     border_fraction: float = 0.5
     #: Tile side (px) for the networks.
     tile: int = 256
+    #: Add this multiple of the positive answers' template correlation to the logit map before candidates are
+    #: extracted (cryopick's addition, as mae's and hydra's ``correlation``): the rotational average of the
+    #: particles answered so far (one diameter in radius), correlated with each micrograph in robust standard
+    #: units of that micrograph and capped at the median the answered particles reach against the template of
+    #: the others (``cryopick.recentre.labels_correlation``, ``correlation_score``). Rebuilt at every fit; the
+    #: questions still come from the regression's own uncertainty. With filter features, AP after 50 answers,
+    #: 0 -> 0.5 -> 1: ribosome 0.709 -> 0.718 -> 0.719, TRPV1 0.514 -> 0.525 -> 0.525, apoferritin 0.302 ->
+    #: 0.348 -> 0.384 (docs/benchmarks.md). 0: the regression's logits alone.
+    correlation: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
 
 
 PRESETS: dict[str, dict] = {
@@ -148,6 +159,10 @@ class ActivePicker(Picker):
         self.provider = None
         self.model = None
         self._cache: dict[tuple, np.ndarray] = {}
+        #: the positive answers' template and the clip of its correlation term (``correlation``); None without
+        #: positive answers, with correlation=0 or for models stored without them
+        self._template: np.ndarray | None = None
+        self._clip: float | None = None
         self.resolve_model = None  # set by the label command: stored models by ID (features=topaz:ID)
 
     # -- features -------------------------------------------------------------------------------------
@@ -233,6 +248,31 @@ class ActivePicker(Picker):
             raise RuntimeError("active picker has no model: train() or load() first")
         return self.model.logits(features)
 
+    def fit_template(self, images: dict[str, np.ndarray], labels: dict[str, Particles], diameter_px: float) -> None:
+        """The template of the particles among ``labels`` (on the preprocessed ``images``) and the clip of its
+        correlation term; none with correlation=0 or without a particle label."""
+        from cryopick.recentre import labels_correlation
+
+        self._template, self._clip = None, None
+        positives = [(images[n], lab.xy[label_targets(lab) > 0.5]) for n, lab in labels.items()
+                     if lab is not None and len(lab) and n in images]
+        if self.config.correlation > 0 and any(len(xy) for _, xy in positives):
+            self._template, self._clip = labels_correlation(positives, diameter_px, CORRELATION_SEARCH * diameter_px)
+
+    def pick_logits(self, image: np.ndarray, logits: np.ndarray, diameter_px: float) -> Particles:
+        """Candidates of a preprocessed ``image`` from its logit map, with ``correlation`` x the answers'
+        capped template correlation added first (when there is a template)."""
+        if self._template is not None and self._clip is not None and self.config.correlation > 0:
+            from cryopick.recentre import correlation_map, standardised_correlation
+
+            z = np.minimum(standardised_correlation(correlation_map(image, self._template)), self._clip)
+            if z.shape != logits.shape:  # a feature map on another grid than the image: resample the term
+                from scipy.ndimage import zoom
+
+                z = zoom(z, (logits.shape[0] / z.shape[0], logits.shape[1] / z.shape[1]), order=1)
+            logits = logits + (self.config.correlation * z).astype(logits.dtype)
+        return self.peaks(logits, diameter_px)
+
     def peaks(self, logits: np.ndarray, diameter_px: float) -> Particles:
         from cryopick.nms import extract_peaks
 
@@ -246,6 +286,7 @@ class ActivePicker(Picker):
         if not any(len(v) for v in labels.values()):
             raise ConfigError("the active picker needs labels: run 'cryopick active label' first, or give --labels")
         self.fit(maps, labels)
+        self.fit_template({it.name: it.image for it in data.items}, labels, data.diameter_px)
         return self.state()
 
     def state(self) -> ModelState:
@@ -254,6 +295,9 @@ class ActivePicker(Picker):
 
         out = {PREFIX + k: v for k, v in arrays.items()}
         out.update(self.model.arrays())
+        if self._template is not None and self._clip is not None:
+            out["correlation_template"] = self._template.astype(np.float32)
+            out["correlation_clip"] = np.asarray([self._clip], dtype=np.float64)
         return ModelState(out, {"kind": MODEL_KIND, "features": provider_config, "picker": config_to_dict(self.config),
                                 "fit": dict(self.model.info)})
 
@@ -267,6 +311,11 @@ class ActivePicker(Picker):
         self.provider = restore_provider(arrays, state.config["features"], self.context.device or "cpu",
                                          tile=self.config.tile)
         self.model = Logistic.from_arrays(state.arrays, state.config.get("fit"))
+        # models stored before the correlation term (or picking with correlation=0) pick without it
+        template, clip = state.arrays.get("correlation_template"), state.arrays.get("correlation_clip")
+        use = template is not None and clip is not None and self.config.correlation > 0
+        self._template = np.asarray(template, dtype=np.float32) if use else None
+        self._clip = float(np.asarray(clip, dtype=np.float64).reshape(-1)[0]) if use else None
 
     def facts(self) -> dict:
         if self.model is None:
@@ -276,4 +325,4 @@ class ActivePicker(Picker):
                 "labelled pixels": info.get("labelled_pixels")}
 
     def score(self, image: np.ndarray, diameter_px: float) -> Particles:
-        return self.peaks(self.logits(self.features(image)), diameter_px)
+        return self.pick_logits(image, self.logits(self.features(image)), diameter_px)

@@ -117,6 +117,7 @@ class ActiveSession:
         """Fit the regression on the labels so far (the expected-pi term alone before any label)."""
         maps = {n: it.features for n, it in self.items.items()}
         self.model = self.picker.fit(maps, self.labels, sample=self.sample)
+        self.picker.fit_template({n: it.image for n, it in self.items.items()}, self.labels, self.diameter_px)
         return self.model
 
     def logit_maps(self) -> dict[str, np.ndarray]:
@@ -124,7 +125,8 @@ class ActiveSession:
 
     def candidates(self, names: list[str] | None = None) -> dict[str, Particles]:
         """Picks of the current model (logit maxima) on ``names`` (default all)."""
-        return {n: self.picker.peaks(self.picker.logits(self.items[n].features), self.diameter_px)
+        return {n: self.picker.pick_logits(self.items[n].image, self.picker.logits(self.items[n].features),
+                                           self.diameter_px)
                 for n in (names or sorted(self.items))}
 
     def picks(self, names: list[str] | None = None, candidates: dict[str, Particles] | None = None

@@ -149,3 +149,20 @@ def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     return map_coordinates(np.asarray(image, dtype=np.float64), [xy[:, 1], xy[:, 0]], order=1, mode="nearest")
+
+
+def labels_correlation(labelled: list[tuple[np.ndarray, np.ndarray]], radius: float,
+                       search_px: float = 0.0) -> tuple[np.ndarray, float]:
+    """``(template, clip)`` of the particles labelled on several micrographs (``labelled``: ``(image, centres)``
+    pairs, centres ``(n, 2)`` x, y; micrographs without centres are skipped): the :func:`radial_template` of all
+    their crops (the count-weighted mean of each micrograph's, exact because the template is linear in the
+    crops) and the clip for :func:`correlation_score`, the median over all centres of each one's leave-one-out
+    standardised correlation on its own micrograph (:func:`correlation_norm`)."""
+    pairs = [(im, np.asarray(c, dtype=np.float64).reshape(-1, 2)) for im, c in labelled]
+    pairs = [(im, c) for im, c in pairs if len(c)]
+    if not pairs:
+        raise ValueError("a template needs at least one labelled centre")
+    n = sum(len(c) for _, c in pairs)
+    template = sum(len(c) * radial_template(im, c, radius).astype(np.float64) for im, c in pairs) / n
+    z = np.concatenate([correlation_norm(im, c, radius, search_px)[1] for im, c in pairs])
+    return template.astype(np.float32), float(np.median(z))

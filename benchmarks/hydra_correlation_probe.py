@@ -1,0 +1,69 @@
+"""The labels' template-correlation term (``correlation``) on a stored few-shot hydra run, without retraining:
+for each weight, AP / best F1 over all candidates of the test micrographs and F1 at the few-shot cut
+re-computed with that weight (``HydraPicker._matched_cut``). The template and its clip are rebuilt from the
+run's labels, as training builds them, so a run trained with any ``correlation`` (0 included) can be probed.
+
+Usage (a harness run kept with ``--work DIR``)::
+
+    python benchmarks/hydra_correlation_probe.py DIR/<set>/sparse-seed0/hydra/out/project.h5 TRUTH.star \
+        DIAMETER_PX TEST_MIC1,TEST_MIC2,... [--weights 0,0.25,0.5,1]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    from mae_cut_probe import stored_run_parser  # benchmarks/ is on sys.path when this script runs
+
+    p = stored_run_parser(__doc__.splitlines()[0])
+    p.add_argument("--weights", default="0,0.25,0.5,1", help="comma-separated correlation values")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from cryopick.host import build_host
+    from cryopick.io import read_coordinates
+    from cryopick.pickers import make_picker
+    from cryopick.pipeline import open_project
+    from cryopick.stages.evaluate import evaluate_picks
+
+    torch.set_num_threads(1)
+    project = open_project(args.project, "r")
+    info = project.run_info(project.latest_run())
+    state = project.model(info["model"])
+    if state.config.get("head") != "few-shot":
+        raise SystemExit(f"{args.project}: not a few-shot hydra run (head {state.config.get('head')!r})")
+    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and not isinstance(v, list)}
+    picker = make_picker(build_host(), "hydra", settings, "cpu", 0)
+    picker.load(state)
+    labelled, d = [], None
+    for name, labels in project.labels(info.get("label_set") or "train").items():
+        image, factor = project.preprocessed(info["preprocessing"], name)
+        labelled.append((image, labels.scaled((factor[0], factor[1]))))
+        d = args.diameter / factor[0]
+    picker._fit_correlation(labelled, d)
+    print(f"labels' leave-one-out correlation, robust z: median (the clip) {picker._clip:.2f}")
+    names = args.test.split(",")
+    truth = {Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names}
+    images = {n: project.preprocessed(info["preprocessing"], n) for n in names}
+    generic_cut = state.config["info"].get("generic_threshold")
+    for weight in (float(v) for v in args.weights.split(",")):
+        picker.config.correlation = weight
+        cut = picker._matched_cut(picker.net, [im for im, _ in labelled], d, generic_cut)
+        picks = {n: picker.score(im, d).scaled((1.0 / f[0], 1.0 / f[1])) for n, (im, f) in images.items()}
+        e = evaluate_picks(picks, truth, args.diameter, candidates=picks).evaluation
+        kept = {n: c.above(cut) for n, c in picks.items()}
+        at_cut = evaluate_picks(kept, truth, args.diameter).evaluation
+        print(f"correlation={weight:<5g} AP {e.average_precision:.3f}  best F1 {e.best_f1:.3f}  F1 at the cut "
+              f"{at_cut.f1:.3f} ({np.mean([len(c) for c in kept.values()]):.0f} picks/mic, "
+              f"{np.mean([len(t) for t in truth.values()]):.0f} true)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
