@@ -14,15 +14,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 
 
 def main(argv=None) -> int:
-    from mae_cut_probe import stored_run_parser  # benchmarks/ is on sys.path when this script runs
+    from mae_cut_probe import correlation_line, weights_parser  # benchmarks/ is on sys.path when this script runs
 
-    p = stored_run_parser(__doc__.splitlines()[0])
-    p.add_argument("--weights", default="0,0.25,0.5,1", help="comma-separated correlation values")
-    args = p.parse_args(argv)
+    args = weights_parser(__doc__.splitlines()[0], "0,0.25,0.5,1").parse_args(argv)
 
     import torch
 
@@ -30,7 +27,6 @@ def main(argv=None) -> int:
     from cryopick.io import read_coordinates
     from cryopick.pickers import make_picker
     from cryopick.pipeline import open_project
-    from cryopick.stages.evaluate import evaluate_picks
 
     torch.set_num_threads(1)
     project = open_project(args.project, "r")
@@ -55,13 +51,7 @@ def main(argv=None) -> int:
     for weight in (float(v) for v in args.weights.split(",")):
         picker.config.correlation = weight
         cut = picker._matched_cut(picker.net, [im for im, _ in labelled], d, generic_cut)
-        picks = {n: picker.score(im, d).scaled((1.0 / f[0], 1.0 / f[1])) for n, (im, f) in images.items()}
-        e = evaluate_picks(picks, truth, args.diameter, candidates=picks).evaluation
-        kept = {n: c.above(cut) for n, c in picks.items()}
-        at_cut = evaluate_picks(kept, truth, args.diameter).evaluation
-        print(f"correlation={weight:<5g} AP {e.average_precision:.3f}  best F1 {e.best_f1:.3f}  F1 at the cut "
-              f"{at_cut.f1:.3f} ({np.mean([len(c) for c in kept.values()]):.0f} picks/mic, "
-              f"{np.mean([len(t) for t in truth.values()]):.0f} true)", flush=True)
+        print(correlation_line(weight, picker, images, d, truth, args.diameter, cut), flush=True)
     return 0
 
 

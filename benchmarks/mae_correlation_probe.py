@@ -18,14 +18,12 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from mae_cut_probe import load_stored_run, stored_run_parser  # benchmarks/ is on sys.path when this script runs
+    # benchmarks/ is on sys.path when this script runs
+    from mae_cut_probe import correlation_line, load_stored_run, weights_parser
 
-    p = stored_run_parser(__doc__.splitlines()[0])
-    p.add_argument("--weights", default="0,0.1,0.25,0.5", help="comma-separated correlation values")
-    args = p.parse_args(argv)
+    args = weights_parser(__doc__.splitlines()[0], "0,0.1,0.25,0.5").parse_args(argv)
 
     from cryopick.recentre import correlation_norm, radial_template
-    from cryopick.stages.evaluate import evaluate_picks
 
     run = load_stored_run(args, {})
     picker, d = run.picker, run.d_pre
@@ -40,14 +38,7 @@ def main(argv=None) -> int:
         picker.config.correlation = weight
         picker._correlation = norm if weight > 0 else None
         cut = picker._calibrate(run.ref_image, run.exemplars, d, np.random.default_rng(0))["threshold"]
-        picks = {n: picker.score(im, d).scaled((1.0 / f[0], 1.0 / f[1])) for n, (im, f) in images.items()}
-        e = evaluate_picks(picks, run.truth, args.diameter, candidates=picks).evaluation.to_dict(include_curve=True)
-        at_cut = evaluate_picks({n: c.above(cut) for n, c in picks.items()}, run.truth, args.diameter).evaluation
-        recall, precision = (np.asarray(e["curve"][k]) for k in ("recall", "precision"))
-        pr = " ".join(f"{precision[recall >= r].max() if (recall >= r).any() else 0.0:.2f}" for r in (0.1, 0.5, 0.8, 0.9))
-        print(f"correlation={weight:<5g} AP {e['average_precision']:.3f}  best F1 {e['best_f1']:.3f}  F1 at the cut "
-              f"{at_cut.f1:.3f} ({sum(len(c.above(cut)) for c in picks.values()) / len(picks):.0f} picks/mic)  "
-              f"precision at recall 0.1 / 0.5 / 0.8 / 0.9: {pr}", flush=True)
+        print(correlation_line(weight, picker, images, d, run.truth, args.diameter, cut), flush=True)
     return 0
 
 

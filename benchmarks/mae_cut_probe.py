@@ -37,6 +37,32 @@ def stored_run_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def weights_parser(description: str, default: str) -> argparse.ArgumentParser:
+    """:func:`stored_run_parser` with ``--weights`` (the ``correlation`` values a correlation probe re-scores at)."""
+    p = stored_run_parser(description)
+    p.add_argument("--weights", default=default, help="comma-separated correlation values")
+    return p
+
+
+def correlation_line(weight: float, picker, images: dict, d_pre: float, truth: dict, diameter: float,
+                     cut: float) -> str:
+    """One line of a correlation probe: ``picker``'s picks on ``images`` (``{name: (image, factor)}``), AP / best
+    F1 over all of them, F1 at ``cut`` with the picks per micrograph, and precision at a few recalls."""
+    import numpy as np
+
+    from cryopick.stages.evaluate import evaluate_picks
+
+    picks = {n: picker.score(im, d_pre).scaled((1.0 / f[0], 1.0 / f[1])) for n, (im, f) in images.items()}
+    e = evaluate_picks(picks, truth, diameter, candidates=picks).evaluation.to_dict(include_curve=True)
+    kept = {n: c.above(cut) for n, c in picks.items()}
+    at_cut = evaluate_picks(kept, truth, diameter).evaluation
+    recall, precision = (np.asarray(e["curve"][k]) for k in ("recall", "precision"))
+    pr = " ".join(f"{precision[recall >= r].max() if (recall >= r).any() else 0.0:.2f}" for r in (0.1, 0.5, 0.8, 0.9))
+    return (f"correlation={weight:<5g} AP {e['average_precision']:.3f}  best F1 {e['best_f1']:.3f}  F1 at the cut "
+            f"{at_cut.f1:.3f} ({np.mean([len(c) for c in kept.values()]):.0f} picks/mic, "
+            f"{np.mean([len(t) for t in truth.values()]):.0f} true)  precision at recall 0.1 / 0.5 / 0.8 / 0.9: {pr}")
+
+
 def load_stored_run(args, overrides: dict):
     """The stored run's project, mae picker (its stored settings with ``overrides``, its model loaded), the
     reference micrograph with its exemplars, and the test micrographs' truth, for a probe that re-scores it."""

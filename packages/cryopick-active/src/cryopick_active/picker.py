@@ -9,7 +9,9 @@
 * **Labels**: an answered label (score 1 = particle, 0 = background; the ``active`` label set) marks a square of
   ``box`` pixels around its centre; coordinates from a file (no score) are particles. Everything else is
   unlabelled and only enters the expected-pi term.
-* **Picking**: local maxima of the logit map at least ``nms_fraction`` diameters apart, scored by their logit,
+* **Picking**: the logit map plus ``correlation`` x the positive answers' capped template correlation
+  (cryopick's addition, as mae's and hydra's; 0 for the regression alone); its local maxima at least
+  ``nms_fraction`` diameters apart, scored by their value,
   then the candidates on their shoulders (``nms=tiered``: scored logit - 1000, so ranked after every local
   maximum); the default threshold is Otsu's cut of the candidates' logits over the run (``otsu``). Probability
   0.5 (``fixed:0``) is no particle/background boundary here: the expected-pi term (eq. 3) pulls the mean
@@ -86,9 +88,10 @@ class ActiveConfig:
     #: units of that micrograph and capped at the median the answered particles reach against the template of
     #: the others (``cryopick.recentre.labels_correlation``, ``correlation_score``). Rebuilt at every fit; the
     #: questions still come from the regression's own uncertainty. With filter features, AP after 50 answers,
-    #: 0 -> 0.5 -> 1: ribosome 0.709 -> 0.718 -> 0.719, TRPV1 0.514 -> 0.525 -> 0.525, apoferritin 0.302 ->
-    #: 0.348 -> 0.384 (docs/benchmarks.md). 0: the regression's logits alone.
-    correlation: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
+    #: 0 / 1 / 2 / 4 / 8: ribosome 0.709 / 0.719 / 0.726 / 0.729 / 0.736, TRPV1 0.514 / 0.525 / 0.524 / 0.525 /
+    #: 0.529, apoferritin 0.302 / 0.384 / 0.404 / 0.427 / 0.434; 4 keeps the regression's share of the ranking
+    #: (docs/benchmarks.md). 0: the regression's logits alone.
+    correlation: float = attrs.field(default=4.0, validator=attrs.validators.ge(0.0))
 
 
 PRESETS: dict[str, dict] = {

@@ -6,7 +6,8 @@ head per training data set plus a generic head for data sets it has never seen.
   given file (``--set checkpoint=FILE``). ``--set head=NAME`` picks with one of the model's data-set heads.
 * **Few-shot** (``--labels``): a new data-set head, initialised from the generic head, is trained on the
   labelled micrographs with the trunk and the generic head frozen (§4.7), with ``l_Hydra`` (eq. 3.1: the
-  bias loss keeps it near the generic head).
+  bias loss keeps it near the generic head); its candidates' logits get ``correlation`` x the labels'
+  capped template correlation added (cryopick's addition, as mae's).
 * **From scratch** (``--set checkpoint=none``, needs labels): trunk and generic head trained on the
   labelled micrographs alone (phase 1 of §4.3 on one data set).
 * **Inference**: micrographs are rescaled so particles are about ``pick_diameter_px`` (25) px (§4.1: 20-24;
