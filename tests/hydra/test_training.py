@@ -338,3 +338,41 @@ def test_few_shot_cut_takes_in_the_correlation_term(trained):
     assert picker._matched_cut(net, [m.image for m in mics], 22.0, cut) == pytest.approx(plain - 20.0, abs=1e-6)
     with pytest.raises(ConfigError, match="correlation"):
         _picker(correlation="-0.1")
+
+
+def test_few_shot_labels_cut_keeps_the_quantile_of_the_particles(trained):
+    """The labels' cut (``cut_quantile``): from a random half of the particles labelled, the cut keeps about
+    1 - q of all particles, labelled or not, on those micrographs. The default cut is the lower of it and the
+    count matched to the generic head; q = 0 is the matched count alone."""
+    from cryopick.weights import load_weights
+    from cryopick_hydra.inference import pick_image
+    from cryopick_hydra.model import GENERIC, net_from_state
+    from cryopick_hydra.picker import FEW_SHOT
+
+    out, _ = trained
+    model = load_weights(out)
+    net = net_from_state(model.arrays, model.config["architecture"], [GENERIC])
+    net.add_head(FEW_SHOT, GENERIC)
+    mics = _species("dumbbell", 5, n=2)
+    rng = np.random.default_rng(0)
+    halves = [m.truth.subset(np.sort(rng.choice(len(m.truth), len(m.truth) // 2, replace=False))) for m in mics]
+    picker = _picker(checkpoint=str(out), cut_quantile="0.2", correlation="0")
+    pairs = [(m.image, h) for m, h in zip(mics, halves)]
+    cut = picker._labels_cut(net, pairs, 22.0)
+    found = kept = 0
+    for m in mics:
+        cands = pick_image(net, m.image, FEW_SHOT, 22.0, tile=picker.config.tile, margin=picker.config.margin)
+        d = np.hypot(cands.x[None, :] - m.truth.x[:, None], cands.y[None, :] - m.truth.y[:, None])
+        best = np.where(d <= 11.0, cands.score[None, :], -np.inf).max(axis=1)
+        found += int(np.isfinite(best).sum())
+        kept += int((best > cut).sum())
+    assert found >= 0.8 * sum(len(m.truth) for m in mics)
+    assert 0.65 <= kept / found <= 0.92  # 1 - q = 0.8, up to the sampling of the labelled half
+    matched = picker._matched_cut(net, [m.image for m in mics], 22.0, None)
+    assert picker._few_shot_cut(net, pairs, 22.0, None) == min(cut, matched)
+    assert _picker(checkpoint=str(out), cut_quantile="0", correlation="0")._few_shot_cut(
+        net, pairs, 22.0, None) == matched
+    assert picker._labels_cut(net, [(m.image, h.subset(np.zeros(0, int))) for m, h in zip(mics, halves)],
+                              22.0) is None
+    with pytest.raises(Exception, match="cut_quantile"):
+        _picker(cut_quantile="1")

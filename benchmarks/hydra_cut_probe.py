@@ -1,0 +1,94 @@
+"""Few-shot hydra's cut-off on a stored run, without retraining: F1 on the test micrographs at cuts derived from
+the labelled micrographs alone: the count matched to the generic head (``HydraPicker._matched_cut``), a quantile
+of the labelled particles' own scores (the labels are a random sample of the particles, so the q-quantile keeps
+about 1 - q of them), the default (``HydraPicker._few_shot_cut``: the lower of the matched cut and the
+``cut_quantile`` one), Otsu's and the density cut of all candidates.
+
+Usage (a harness run kept with ``--work DIR``)::
+
+    python benchmarks/hydra_cut_probe.py DIR/<set>/sparse-seed0/hydra/out/project.h5 TRUTH.star \
+        DIAMETER_PX TEST_MIC1,TEST_MIC2,... [--quantiles 0.05,0.1,0.2,0.3,0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def label_scores(candidates, labels_xy: np.ndarray, radius: float) -> np.ndarray:
+    """Each label's score: the best candidate within ``radius`` of it (labels without one are left out)."""
+    if not len(candidates) or not len(labels_xy):
+        return np.zeros(0)
+    d = np.hypot(candidates.x[None, :] - labels_xy[:, 0:1], candidates.y[None, :] - labels_xy[:, 1:2])
+    near = np.where(d <= radius, candidates.score[None, :], -np.inf).max(axis=1)
+    return near[np.isfinite(near)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("project", type=Path)
+    p.add_argument("truth", type=Path)
+    p.add_argument("diameter", type=float, help="particle diameter in the micrographs' pixels")
+    p.add_argument("test", help="comma-separated test micrograph names")
+    p.add_argument("--quantiles", default="0.05,0.1,0.2,0.3,0.5")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from cryopick.host import build_host
+    from cryopick.io import read_coordinates
+    from cryopick.pickers import make_picker
+    from cryopick.pipeline import open_project
+    from cryopick.stages.evaluate import evaluate_picks
+    from cryopick.threshold import Density, Otsu
+
+    torch.set_num_threads(1)
+    project = open_project(args.project, "r")
+    info = project.run_info(project.latest_run())
+    state = project.model(info["model"])
+    if state.config.get("head") != "few-shot":
+        raise SystemExit(f"{args.project}: not a few-shot hydra run (head {state.config.get('head')!r})")
+    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and not isinstance(v, list)}
+    picker = make_picker(build_host(), "hydra", settings, "cpu", 0)
+    picker.load(state)
+    labelled, d = [], None
+    for name, labels in project.labels(info.get("label_set") or "train").items():
+        image, factor = project.preprocessed(info["preprocessing"], name)
+        labelled.append((image, labels.scaled((factor[0], factor[1]))))
+        d = args.diameter / factor[0]
+    lab_cands = [picker.score(im, d) for im, _ in labelled]
+    lab_scores = np.concatenate([label_scores(c, lab.xy, 0.5 * d) for c, (_, lab) in zip(lab_cands, labelled)])
+    all_lab = np.concatenate([c.score for c in lab_cands])
+    matched = picker._matched_cut(picker.net, [im for im, _ in labelled], d,
+                                  state.config["info"].get("generic_threshold"))
+    cuts = {"matched": matched}
+    for q in (float(v) for v in args.quantiles.split(",")):
+        cuts[f"labels' {q:g}-quantile"] = float(np.quantile(lab_scores, q))
+    q = picker.config.cut_quantile
+    cuts[f"default: lower, q {q:g}"] = min(matched, float(np.quantile(lab_scores, q))) if q > 0 else matched
+    cuts["otsu (labelled mics)"] = Otsu().cutoff(all_lab)
+    cuts["density (labelled mics)"] = Density().cutoff(all_lab)
+
+    names = args.test.split(",")
+    truth = {Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names}
+    picks = {}
+    for n in names:
+        image, f = project.preprocessed(info["preprocessing"], n)
+        picks[n] = picker.score(image, d).scaled((1.0 / f[0], 1.0 / f[1]))
+    e = evaluate_picks(picks, truth, args.diameter, candidates=picks).evaluation
+    print(f"{args.project}: {len(lab_scores)} labels matched; AP {e.average_precision:.3f}, best F1 {e.best_f1:.3f}, "
+          f"{np.mean([len(t) for t in truth.values()]):.0f} true per test micrograph")
+    for what, cut in cuts.items():
+        kept = {n: c.above(cut) for n, c in picks.items()}
+        at = evaluate_picks(kept, truth, args.diameter).evaluation
+        print(f"  {what:<26} cut {cut:8.3f}  F1 {at.f1:.3f}  P {at.precision:.3f}  R {at.recall:.3f}  "
+              f"{np.mean([len(c) for c in kept.values()]):.0f} picks/mic", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
