@@ -18,8 +18,7 @@ class FocalLoss:
     true class, ``alpha`` for particles and ``1 - alpha`` for background, divided by the number of particle
     anchors (at least 1) so that the scale does not depend on the crop size.
 
-    Called as ``loss(logits, targets)``: logits and 0/1 targets of the same shape; anchors with a negative
-    target are left out (neither particle nor background).
+    Called as ``loss(logits, targets)``: logits and 0/1 targets of the same shape.
     """
 
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0) -> None:
@@ -28,14 +27,12 @@ class FocalLoss:
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         targets = targets.to(logits.dtype)
-        kept = (targets >= 0).to(logits.dtype)
-        targets = targets.clamp(min=0.0)
         # log p of the true class, stable for large logits
         log_p = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         p = log_p.exp()
         alpha = self.alpha * targets + (1.0 - self.alpha) * (1.0 - targets)
         terms = -0.5 * alpha * (1.0 - p) ** self.gamma * log_p
-        return (kept * terms).sum() / targets.sum().clamp(min=1.0)
+        return terms.sum() / targets.sum().clamp(min=1.0)
 
 
 class L1Localisation:

@@ -141,12 +141,6 @@ class HydraConfig:
     #: (docs/benchmarks.md).
     cut_quantile: float = attrs.field(default=CUT_QUANTILE, validator=[attrs.validators.ge(0.0),
                                                                        attrs.validators.lt(1.0)])
-    #: Few-shot head: unlabelled anchors that the generic head scores at least this quantile of the labelled
-    #: particles' generic scores are left out of the focal loss, neither particle nor background (cryopick's
-    #: addition; the labels are a random sample of the particles, so this spares about 1 - q of the unlabelled
-    #: ones from being taught as background). None: every unlabelled anchor is background (§4.7).
-    ignore_quantile: float | None = attrs.field(default=None, validator=attrs.validators.optional(
-        [attrs.validators.ge(0.0), attrs.validators.lt(1.0)]))
 
 
 PRESETS: dict[str, dict] = {
@@ -221,7 +215,7 @@ class HydraPicker(Picker):
             raise ConfigError(f"checkpoint={path}: not a HydraPicker model (write one with 'cryopick hydra train')")
         return state
 
-    def _losses(self, ignore_above: float | None = None):
+    def _losses(self):
         from cryopick_hydra.train import LossSettings
 
         cfg = self.config
@@ -229,7 +223,7 @@ class HydraPicker(Picker):
         return LossSettings(focal=load("loss", "hydra-focal")(alpha=cfg.alpha, gamma=cfg.gamma),
                             localisation=load("loss", "hydra-l1")(), bias=load("loss", "hydra-bias")(),
                             lambda_cls=cfg.lambda_cls, lambda_bias=cfg.lambda_bias, box_px=self.scale_px(),
-                            iou=cfg.iou, ignore_above=ignore_above)
+                            iou=cfg.iou)
 
     def train(self, data: TrainingData) -> ModelState:
         from cryopick.progress import echo
@@ -271,20 +265,12 @@ class HydraPicker(Picker):
             for p in params:
                 p.requires_grad_(True)
             bias_heads = [head]
-        ignore_above = None
-        if bias_heads and cfg.ignore_quantile is not None:
-            generic_scores = self._label_scores(net, GENERIC, [(it.image, it.labels) for it in labelled],
-                                                data.diameter_px)
-            if generic_scores.size:
-                ignore_above = float(np.quantile(generic_scores, cfg.ignore_quantile))
-                echo(f"hydra: unlabelled anchors the generic head scores above {ignore_above:.3f} (the labels' "
-                     f"{cfg.ignore_quantile:g}-quantile) are left out of the few-shot head's loss")
         if bias_heads and cfg.correlation > 0:
             self._fit_correlation([(it.image, it.labels) for it in labelled], data.diameter_px)
         crop = _crop_size(cfg.crop, min(min(it.image.shape) for it in labelled))
         dataset = make_dataset("labels", [(it.image, it.labels) for it in labelled], data.diameter_px, crop, rng)
         schedule = Schedule(steps=cfg.steps, batch=cfg.batch, crop=crop, lr=cfg.lr, augment=cfg.augment)
-        history = fit(net, [dataset], {"labels": head}, schedule, self._losses(ignore_above), rng=rng,
+        history = fit(net, [dataset], {"labels": head}, schedule, self._losses(), rng=rng,
                       device=self._device(),
                       params=params, bias_heads=bias_heads, desc=f"hydra {head} head")
         if bias_heads:
@@ -307,24 +293,49 @@ class HydraPicker(Picker):
         TRPV1 0.216 -> 0.450, ribosome 0.785 -> 0.785, apoferritin 0.146 -> 0.214 (docs/benchmarks.md)."""
         from cryopick.progress import echo
 
-        matched = self._matched_cut(net, [im for im, _ in labelled], diameter_px, generic_cut)
+        images = [im for im, _ in labelled]
+        few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im in images]  # scored once for both
+        matched = self._matched_cut(net, images, diameter_px, generic_cut, few_shot)
         if self.config.cut_quantile <= 0:
             return matched
-        quantile = self._labels_cut(net, labelled, diameter_px)
+        quantile = self._labels_cut(net, labelled, diameter_px, few_shot)
         if quantile is None or matched <= quantile:
             return matched
         echo(f"hydra: few-shot cut-off {quantile:.3f}, the labels' (lower than the matched count's)")
         return quantile
 
-    def _labels_cut(self, net, labelled: list[tuple[np.ndarray, Particles]], diameter_px: float) -> float | None:
+    def _scored(self, net, image: np.ndarray, head: str, diameter_px: float) -> Particles:
+        """The candidates of ``head`` on ``image`` as the picker scores them (the few-shot head's with the
+        correlation term)."""
+        from cryopick_hydra.inference import pick_image
+
+        cfg = self.config
+        net.eval()
+        cands = pick_image(net, image, head, diameter_px, nms_fraction=cfg.nms_fraction, tile=cfg.tile,
+                           margin=cfg.margin, device=self._device(), tta=cfg.tta)
+        return self._with_correlation(image, cands, diameter_px) if head == FEW_SHOT else cands
+
+    def _labels_cut(self, net, labelled: list[tuple[np.ndarray, Particles]], diameter_px: float,
+                    few_shot: list[Particles] | None = None) -> float | None:
         """The ``cut_quantile`` quantile of the labelled particles' scores, each label's score the best
-        candidate's within the NMS radius (the scores the picker picks with, the correlation term included).
-        Labels are a random sample of the particles, so the cut keeps about 1 - q of every micrograph's
-        particles, up to the head's fit to its own labels. None without a label near any candidate."""
+        candidate's within the NMS radius (the scores the picker picks with, the correlation term included;
+        ``few_shot``: those candidates, already scored). Labels are a random sample of the particles, so the cut
+        keeps about 1 - q of every micrograph's particles, up to the head's fit to its own labels. None without
+        a label near any candidate."""
         from cryopick.progress import echo
 
         cfg = self.config
-        scores = self._label_scores(net, FEW_SHOT, labelled, diameter_px)
+        if few_shot is None:
+            few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im, _ in labelled]
+        radius = cfg.nms_fraction * diameter_px
+        scores = []
+        for cands, (_, labels) in zip(few_shot, labelled):
+            if not len(cands) or not len(labels):
+                continue
+            d = np.hypot(cands.x[None, :] - labels.x[:, None], cands.y[None, :] - labels.y[:, None])
+            best = np.where(d <= radius, cands.score[None, :], -np.inf).max(axis=1)
+            scores.append(best[np.isfinite(best)])
+        scores = np.concatenate(scores) if scores else np.zeros(0)
         if not scores.size:
             return None
         cut = float(np.quantile(scores, cfg.cut_quantile)) - 1e-6  # the quantile's own label stays above
@@ -332,32 +343,11 @@ class HydraPicker(Picker):
              f"particles found among the candidates)")
         return cut
 
-    def _label_scores(self, net, head: str, labelled: list[tuple[np.ndarray, Particles]],
-                      diameter_px: float) -> np.ndarray:
-        """Each label's score through ``head``: the best candidate's within the NMS radius (the few-shot head's
-        with the correlation term); labels without a candidate that near are left out."""
-        from cryopick_hydra.inference import pick_image
-
-        cfg = self.config
-        net.eval()
-        kw = dict(nms_fraction=cfg.nms_fraction, tile=cfg.tile, margin=cfg.margin, device=self._device(),
-                  tta=cfg.tta)
-        radius = cfg.nms_fraction * diameter_px
-        scores = []
-        for image, labels in labelled:
-            cands = pick_image(net, image, head, diameter_px, **kw)
-            if head == FEW_SHOT:
-                cands = self._with_correlation(image, cands, diameter_px)
-            if not len(cands) or not len(labels):
-                continue
-            d = np.hypot(cands.x[None, :] - labels.x[:, None], cands.y[None, :] - labels.y[:, None])
-            best = np.where(d <= radius, cands.score[None, :], -np.inf).max(axis=1)
-            scores.append(best[np.isfinite(best)])
-        return np.concatenate(scores) if scores else np.zeros(0)
-
-    def _matched_cut(self, net, images: list[np.ndarray], diameter_px: float, generic_cut: float | None) -> float:
+    def _matched_cut(self, net, images: list[np.ndarray], diameter_px: float, generic_cut: float | None,
+                     few_shot: list[Particles] | None = None) -> float:
         """The few-shot head's cut-off: the logit at which it picks as many particles on the labelled
-        micrographs as the generic head does at the model's cut-off (median over the micrographs).
+        micrographs as the generic head does at the model's cut-off (median over the micrographs;
+        ``few_shot``: the few-shot head's candidates there, already scored).
 
         A few-shot head is trained with every unlabelled particle of its micrographs as background; with
         sparse labels (most particles unlabelled) its logits fall, and the generic head's cut-off keeps too
@@ -365,19 +355,15 @@ class HydraPicker(Picker):
         this one, best 0.754; docs/benchmarks.md). The generic head's count is independent of how many
         particles were labelled."""
         from cryopick.progress import echo
-        from cryopick_hydra.inference import pick_image
         from cryopick_hydra.model import GENERIC
 
         cut = 0.0 if generic_cut is None else float(generic_cut)
-        cfg = self.config
-        net.eval()
-        kw = dict(nms_fraction=cfg.nms_fraction, tile=cfg.tile, margin=cfg.margin, device=self._device(),
-                  tta=cfg.tta)
+        if few_shot is None:
+            few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im in images]
         cuts, counts = [], []
-        for image in images:
-            n = int((pick_image(net, image, GENERIC, diameter_px, **kw).score > cut).sum())
-            few_shot = self._with_correlation(image, pick_image(net, image, FEW_SHOT, diameter_px, **kw), diameter_px)
-            scores = np.sort(few_shot.score)[::-1]
+        for image, cands in zip(images, few_shot):
+            n = int((self._scored(net, image, GENERIC, diameter_px).score > cut).sum())
+            scores = np.sort(cands.score)[::-1]
             counts.append(n)
             if n and scores.size:
                 cuts.append(float(scores[min(n, scores.size) - 1]))

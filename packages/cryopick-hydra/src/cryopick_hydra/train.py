@@ -145,9 +145,6 @@ class LossSettings:
     lambda_bias: float = 1.0
     box_px: float = 22.0  # particle box (the rescaled particle diameter)
     iou: float = 0.6
-    #: Unlabelled anchors whose generic-head logit is at least this are left out of the focal loss of the
-    #: other heads (``HydraConfig.ignore_quantile``); None: every unlabelled anchor is background.
-    ignore_above: float | None = None
 
 
 def minibatch_loss(net, head: str, crops: np.ndarray, centres: list[np.ndarray], losses: LossSettings,
@@ -160,20 +157,10 @@ def minibatch_loss(net, head: str, crops: np.ndarray, centres: list[np.ndarray],
     from cryopick_hydra.model import head_vector
 
     x = torch.from_numpy(crops)[:, None].to(device)
-    features = net.trunk(x)
-    logits, offsets = net.heads[head](features)
+    logits, offsets = net(x, head)
     b, ny, nx = logits.shape
     targets, rows, cols, truth, anchors = detection_targets(centres, ny, nx, losses.box_px, losses.iou)
-    targets = torch.from_numpy(targets).to(device)
-    if losses.ignore_above is not None and head != generic:
-        reference = net.heads[generic]
-        was = reference.training
-        reference.eval()
-        with torch.no_grad():
-            likely = reference(features)[0].reshape(b, -1) >= losses.ignore_above
-        reference.train(was)
-        targets = torch.where(likely & (targets == 0), torch.full_like(targets, -1.0), targets)
-    l_cls = losses.focal(logits.reshape(b, -1), targets)
+    l_cls = losses.focal(logits.reshape(b, -1), torch.from_numpy(targets).to(device))
     flat = offsets.reshape(b, 2, -1).permute(0, 2, 1)  # (B, ny * nx, 2)
     sel = flat[torch.from_numpy(rows).long(), torch.from_numpy(cols).long()]
     a = torch.from_numpy(anchors[cols]).to(device, sel.dtype)
