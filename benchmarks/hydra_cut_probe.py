@@ -37,29 +37,13 @@ def main(argv=None) -> int:
     p.add_argument("--quantiles", default="0.05,0.1,0.2,0.3,0.5")
     args = p.parse_args(argv)
 
-    import torch
+    from hydra_correlation_probe import load_few_shot_run  # benchmarks/ is on sys.path when this script runs
 
-    from cryopick.host import build_host
     from cryopick.io import read_coordinates
-    from cryopick.pickers import make_picker
-    from cryopick.pipeline import open_project
     from cryopick.stages.evaluate import evaluate_picks
     from cryopick.threshold import Density, Otsu
 
-    torch.set_num_threads(1)
-    project = open_project(args.project, "r")
-    info = project.run_info(project.latest_run())
-    state = project.model(info["model"])
-    if state.config.get("head") != "few-shot":
-        raise SystemExit(f"{args.project}: not a few-shot hydra run (head {state.config.get('head')!r})")
-    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and not isinstance(v, list)}
-    picker = make_picker(build_host(), "hydra", settings, "cpu", 0)
-    picker.load(state)
-    labelled, d = [], None
-    for name, labels in project.labels(info.get("label_set") or "train").items():
-        image, factor = project.preprocessed(info["preprocessing"], name)
-        labelled.append((image, labels.scaled((factor[0], factor[1]))))
-        d = args.diameter / factor[0]
+    project, info, state, picker, labelled, d = load_few_shot_run(args.project, args.diameter)
     lab_cands = [picker.score(im, d) for im, _ in labelled]
     lab_scores = np.concatenate([label_scores(c, lab.xy, 0.5 * d) for c, (_, lab) in zip(lab_cands, labelled)])
     all_lab = np.concatenate([c.score for c in lab_cands])
