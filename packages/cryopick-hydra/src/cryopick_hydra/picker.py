@@ -295,14 +295,16 @@ class HydraPicker(Picker):
 
         images = [im for im, _ in labelled]
         few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im in images]  # scored once for both
-        matched = self._matched_cut(net, images, diameter_px, generic_cut, few_shot)
-        if self.config.cut_quantile <= 0:
+        q = self.config.cut_quantile
+        matched = self._matched_cut(net, images, diameter_px, generic_cut, few_shot, say=q <= 0)
+        if q <= 0:
             return matched
-        quantile = self._labels_cut(net, labelled, diameter_px, few_shot)
-        if quantile is None or matched <= quantile:
-            return matched
-        echo(f"hydra: few-shot cut-off {quantile:.3f}, the labels' (lower than the matched count's)")
-        return quantile
+        quantile = self._labels_cut(net, labelled, diameter_px, few_shot, say=False)
+        cut = matched if quantile is None else min(matched, quantile)
+        labels = "no label near a candidate" if quantile is None else f"the labels' {q:g}-quantile {quantile:.3f}"
+        echo(f"hydra: few-shot cut-off {cut:.3f}, the lower of the count matched to the generic head "
+             f"({matched:.3f}) and {labels}")
+        return cut
 
     def _scored(self, net, image: np.ndarray, head: str, diameter_px: float) -> Particles:
         """The candidates of ``head`` on ``image`` as the picker scores them (the few-shot head's with the
@@ -316,7 +318,7 @@ class HydraPicker(Picker):
         return self._with_correlation(image, cands, diameter_px) if head == FEW_SHOT else cands
 
     def _labels_cut(self, net, labelled: list[tuple[np.ndarray, Particles]], diameter_px: float,
-                    few_shot: list[Particles] | None = None) -> float | None:
+                    few_shot: list[Particles] | None = None, say: bool = True) -> float | None:
         """The ``cut_quantile`` quantile of the labelled particles' scores, each label's score the best
         candidate's within the NMS radius (the scores the picker picks with, the correlation term included;
         ``few_shot``: those candidates, already scored). Labels are a random sample of the particles, so the cut
@@ -339,12 +341,13 @@ class HydraPicker(Picker):
         if not scores.size:
             return None
         cut = float(np.quantile(scores, cfg.cut_quantile)) - 1e-6  # the quantile's own label stays above
-        echo(f"hydra: few-shot cut-off {cut:.3f} (keeps {1 - cfg.cut_quantile:.0%} of the {scores.size} labelled "
-             f"particles found among the candidates)")
+        if say:
+            echo(f"hydra: few-shot cut-off {cut:.3f} (keeps {1 - cfg.cut_quantile:.0%} of the {scores.size} "
+                 f"labelled particles found among the candidates)")
         return cut
 
     def _matched_cut(self, net, images: list[np.ndarray], diameter_px: float, generic_cut: float | None,
-                     few_shot: list[Particles] | None = None) -> float:
+                     few_shot: list[Particles] | None = None, say: bool = True) -> float:
         """The few-shot head's cut-off: the logit at which it picks as many particles on the labelled
         micrographs as the generic head does at the model's cut-off (median over the micrographs;
         ``few_shot``: the few-shot head's candidates there, already scored).
@@ -370,8 +373,9 @@ class HydraPicker(Picker):
         if not cuts:  # the generic head picks nothing here: keep its cut
             return cut
         matched = float(np.median(cuts)) - 1e-6  # the n-th pick itself stays above the cut
-        echo(f"hydra: few-shot cut-off {matched:.3f} (the generic head picks {np.median(counts):.0f} per "
-             f"labelled micrograph at {cut:.3f})")
+        if say:
+            echo(f"hydra: few-shot cut-off {matched:.3f} (the generic head picks {np.median(counts):.0f} per "
+                 f"labelled micrograph at {cut:.3f})")
         return matched
 
     def _fit_correlation(self, labelled: list[tuple[np.ndarray, Particles]], diameter_px: float) -> None:
