@@ -1,7 +1,8 @@
 """The labels' template-correlation term (``correlation``) on a stored few-shot hydra run, without retraining:
 for each weight, AP / best F1 over all candidates of the test micrographs and F1 at the few-shot cut
-re-computed with that weight (``HydraPicker._few_shot_cut``, the default cut). The template and its clip are rebuilt from the
-run's labels, as training builds them, so a run trained with any ``correlation`` (0 included) can be probed.
+re-computed with that weight (``HydraPicker._few_shot_cut``, the default cut). The template and its clip are
+rebuilt from the run's labels, as training builds them, so a run trained with any ``correlation`` (0 included)
+can be probed.
 
 Usage (a harness run kept with ``--work DIR``)::
 

@@ -19,15 +19,6 @@ from pathlib import Path
 import numpy as np
 
 
-def label_scores(candidates, labels_xy: np.ndarray, radius: float) -> np.ndarray:
-    """Each label's score: the best candidate within ``radius`` of it (labels without one are left out)."""
-    if not len(candidates) or not len(labels_xy):
-        return np.zeros(0)
-    d = np.hypot(candidates.x[None, :] - labels_xy[:, 0:1], candidates.y[None, :] - labels_xy[:, 1:2])
-    near = np.where(d <= radius, candidates.score[None, :], -np.inf).max(axis=1)
-    return near[np.isfinite(near)]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("project", type=Path)
@@ -40,20 +31,20 @@ def main(argv=None) -> int:
     from hydra_correlation_probe import load_few_shot_run  # benchmarks/ is on sys.path when this script runs
 
     from cryopick.io import read_coordinates
+    from cryopick_hydra.picker import label_scores
     from cryopick.stages.evaluate import evaluate_picks
     from cryopick.threshold import Density, Otsu
 
     project, info, state, picker, labelled, d = load_few_shot_run(args.project, args.diameter)
     lab_cands = [picker.score(im, d) for im, _ in labelled]
-    lab_scores = np.concatenate([label_scores(c, lab.xy, 0.5 * d) for c, (_, lab) in zip(lab_cands, labelled)])
+    lab_scores = label_scores(lab_cands, [lab for _, lab in labelled], picker.config.nms_fraction * d)
     all_lab = np.concatenate([c.score for c in lab_cands])
-    matched = picker._matched_cut(picker.net, [im for im, _ in labelled], d,
-                                  state.config["info"].get("generic_threshold"))
-    cuts = {"matched": matched}
+    generic_cut = state.config["info"].get("generic_threshold")
+    cuts = {"matched": picker._matched_cut(picker.net, [im for im, _ in labelled], d, generic_cut, lab_cands)}
     for q in (float(v) for v in args.quantiles.split(",")):
         cuts[f"labels' {q:g}-quantile"] = float(np.quantile(lab_scores, q))
-    q = picker.config.cut_quantile
-    cuts[f"default: lower, q {q:g}"] = min(matched, float(np.quantile(lab_scores, q))) if q > 0 else matched
+    cuts[f"default: lower, q {picker.config.cut_quantile:g}"] = picker._few_shot_cut(picker.net, labelled, d,
+                                                                                    generic_cut, lab_cands)
     cuts["otsu (labelled mics)"] = Otsu().cutoff(all_lab)
     cuts["density (labelled mics)"] = Density().cutoff(all_lab)
 

@@ -270,8 +270,7 @@ class HydraPicker(Picker):
         crop = _crop_size(cfg.crop, min(min(it.image.shape) for it in labelled))
         dataset = make_dataset("labels", [(it.image, it.labels) for it in labelled], data.diameter_px, crop, rng)
         schedule = Schedule(steps=cfg.steps, batch=cfg.batch, crop=crop, lr=cfg.lr, augment=cfg.augment)
-        history = fit(net, [dataset], {"labels": head}, schedule, self._losses(), rng=rng,
-                      device=self._device(),
+        history = fit(net, [dataset], {"labels": head}, schedule, self._losses(), rng=rng, device=self._device(),
                       params=params, bias_heads=bias_heads, desc=f"hydra {head} head")
         if bias_heads:
             source["generic_threshold"] = source.get("threshold")
@@ -283,18 +282,20 @@ class HydraPicker(Picker):
                                        "labelled_particles": int(sum(len(it.labels) for it in labelled))})
 
     def _few_shot_cut(self, net, labelled: list[tuple[np.ndarray, Particles]], diameter_px: float,
-                      generic_cut: float | None) -> float:
+                      generic_cut: float | None, few_shot: list[Particles] | None = None) -> float:
         """The few-shot head's cut-off: the more permissive (lower) of the labels' quantile cut
         (``_labels_cut``) and the count matched to the generic head (``_matched_cut``); ``cut_quantile`` 0:
         the matched cut alone. The labels' own scores run high (the head was trained on them), so the quantile
         cut alone keeps fewer than 1 - q where the head fits its labels well (EMPIAR-10028: 75% recall at
         q = 0.1), and the matched cut is as wrong as the generic head (ASPIRE SNR 0.005: 39 picks per
         micrograph for 90 true). F1 at the cut, 2 x 25 labels, matched -> this: ASPIRE 0.589 -> 0.824,
-        TRPV1 0.216 -> 0.450, ribosome 0.785 -> 0.785, apoferritin 0.146 -> 0.214 (docs/benchmarks.md)."""
+        TRPV1 0.216 -> 0.450, ribosome 0.785 -> 0.785, apoferritin 0.146 -> 0.214 (docs/benchmarks.md).
+        ``few_shot``: the few-shot head's candidates on the labelled micrographs, if already scored."""
         from cryopick.progress import echo
 
         images = [im for im, _ in labelled]
-        few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im in images]  # scored once for both
+        if few_shot is None:  # scored once for both cuts
+            few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im in images]
         q = self.config.cut_quantile
         matched = self._matched_cut(net, images, diameter_px, generic_cut, few_shot, say=q <= 0)
         if q <= 0:
@@ -329,15 +330,7 @@ class HydraPicker(Picker):
         cfg = self.config
         if few_shot is None:
             few_shot = [self._scored(net, im, FEW_SHOT, diameter_px) for im, _ in labelled]
-        radius = cfg.nms_fraction * diameter_px
-        scores = []
-        for cands, (_, labels) in zip(few_shot, labelled):
-            if not len(cands) or not len(labels):
-                continue
-            d = np.hypot(cands.x[None, :] - labels.x[:, None], cands.y[None, :] - labels.y[:, None])
-            best = np.where(d <= radius, cands.score[None, :], -np.inf).max(axis=1)
-            scores.append(best[np.isfinite(best)])
-        scores = np.concatenate(scores) if scores else np.zeros(0)
+        scores = label_scores(few_shot, [labels for _, labels in labelled], cfg.nms_fraction * diameter_px)
         if not scores.size:
             return None
         cut = float(np.quantile(scores, cfg.cut_quantile)) - 1e-6  # the quantile's own label stays above
@@ -446,14 +439,22 @@ class HydraPicker(Picker):
 
     # -- picking --------------------------------------------------------------------------------------
     def score(self, image: np.ndarray, diameter_px: float) -> Particles:
-        from cryopick_hydra.inference import pick_image
-
         if self.net is None:
             raise RuntimeError("hydra picker has no model: train() or load() first")
-        candidates = pick_image(self.net, image, self.head, diameter_px, nms_fraction=self.config.nms_fraction,
-                                tile=self.config.tile, margin=self.config.margin, device=self._device(),
-                                tta=self.config.tta)
-        return self._with_correlation(image, candidates, diameter_px)
+        return self._scored(self.net, image, self.head, diameter_px)
+
+
+def label_scores(candidates: list[Particles], labels: list[Particles], radius: float) -> np.ndarray:
+    """Each label's score: the best of its micrograph's candidates within ``radius`` of it (``candidates`` and
+    ``labels``: one entry per micrograph); labels without a candidate that near are left out."""
+    scores = [np.zeros(0)]
+    for cands, lab in zip(candidates, labels):
+        if not len(cands) or not len(lab):
+            continue
+        d = np.hypot(cands.x[None, :] - lab.x[:, None], cands.y[None, :] - lab.y[:, None])
+        best = np.where(d <= radius, cands.score[None, :], -np.inf).max(axis=1)
+        scores.append(best[np.isfinite(best)])
+    return np.concatenate(scores)
 
 
 def _crop_size(crop: int, smallest_side: int) -> int:
