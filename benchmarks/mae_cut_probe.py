@@ -85,11 +85,17 @@ def load_stored_run(args, overrides: dict):
     reference = state.config["reference"]
     ref_image, factor = project.preprocessed(info["preprocessing"], reference)
     d_pre = args.diameter / factor[0]
+    exemplars = project.labels(info.get("label_set") or "train")[reference].scaled((factor[0], factor[1]))
+    if picker._correlation is not None:  # the calibration adds each exemplar's own correlation term
+        from cryopick.recentre import correlation_norm
+
+        _, picker._exemplar_z = correlation_norm(ref_image, exemplars.xy, picker.config.recentre_template * d_pre,
+                                                 picker.config.recentre * d_pre)
     names = args.test.split(",")
     return SimpleNamespace(
         project=project, info=info, picker=picker, ref_image=ref_image, d_pre=d_pre, names=names,
         window=picker.window_px(d_pre),
-        exemplars=project.labels(info.get("label_set") or "train")[reference].scaled((factor[0], factor[1])),
+        exemplars=exemplars,
         truth={Path(k).stem: v for k, v in read_coordinates(args.truth).items() if Path(k).stem in names})
 
 

@@ -376,3 +376,53 @@ def test_few_shot_labels_cut_keeps_the_quantile_of_the_particles(trained):
                               22.0) is None
     with pytest.raises(Exception, match="cut_quantile"):
         _picker(cut_quantile="1")
+
+
+def _weak_head_scene(seed: int = 3):
+    """A simulated micrograph and candidates on every particle and on as many background points, scored as a
+    half-right head would: 12 particles clearly above the cut-off (0), 8 just above it, 10 background points
+    between the two and 10 below the cut-off."""
+    from cryopick.particles import Particles
+
+    config = SimulationConfig(shape=(256, 256), n_micrographs=1, particles_per_micrograph=20, species="globular",
+                              diameter_px=22.0, snr=0.5, seed=seed, nuisances=False)
+    mic = simulate_micrograph(config, 0)
+    rng = np.random.default_rng(seed)
+    n = len(mic.truth)
+    xy = np.concatenate([mic.truth.xy, _background_points(mic.truth, mic.image.shape, 22.0, n, rng)])
+    logit = np.concatenate([np.full(12, 2.0), np.full(n - 12, 0.5), np.full(n // 2, 1.0), np.full(n - n // 2, -1.0)])
+    logit += rng.uniform(-0.05, 0.05, logit.size)
+    return mic, Particles(xy[:, 0], xy[:, 1], logit)
+
+
+def test_zero_shot_self_template_ranks_the_weak_particles_above_background_and_keeps_the_count():
+    """Zero-shot (``self_template``): the template of the micrograph's best picks lifts the particles the head
+    scored weakly above the background it scored higher; as many candidates stay at the cut-off as before."""
+    mic, cands = _weak_head_scene()
+    picker = _picker(self_template="2")
+    assert picker.zero_shot and picker._cut == 0.0
+
+    def ap(c):
+        return evaluate({"m": c}, {"m": mic.truth}, diameter_px=22.0, candidates={"m": c}).average_precision
+
+    rescored = picker._with_self_template(mic.image, cands, 22.0)
+    assert np.array_equal(rescored.xy, cands.xy)
+    assert ap(cands) < 0.86 and ap(rescored) > 0.97
+    assert np.sum(rescored.score >= 0.0) == np.sum(cands.score >= 0.0) == 30
+    # the 8 weak particles now rank above the 10 background points that out-scored them
+    assert np.min(rescored.score[12:20]) > np.max(rescored.score[20:30])
+
+
+def test_zero_shot_self_template_leaves_scores_alone_when_off_or_too_few_picks():
+    mic, cands = _weak_head_scene()
+    off = _picker(self_template="0")._with_self_template(mic.image, cands, 22.0)
+    assert np.array_equal(off.score, cands.score)
+    picker = _picker()
+    picker._cut = 1.9  # 12 picks at the cut-off, the best half (6) make the template
+    assert not np.array_equal(picker._with_self_template(mic.image, cands, 22.0).score, cands.score)
+    picker._cut = 3.0  # nothing at the cut-off: no template
+    assert np.array_equal(picker._with_self_template(mic.image, cands, 22.0).score, cands.score)
+    from cryopick.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="self_template_top"):
+        _picker(self_template_top="0")
