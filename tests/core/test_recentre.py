@@ -12,6 +12,7 @@ from cryopick.recentre import (
     parabola_offset,
     radial_template,
     recentre,
+    self_correlation,
     standardised_correlation,
 )
 
@@ -127,3 +128,22 @@ def test_labels_template_of_several_micrographs_is_that_of_all_crops():
     assert clip == pytest.approx(float(np.median(z)))
     with pytest.raises(ValueError, match="at least one"):
         labels_correlation([(image, centres[:0])], 8.0)
+
+
+def test_self_correlation_is_the_labels_correlation_of_the_best_picks():
+    """The template comes from the best ``fraction`` of the candidates at the cut (by score), and every candidate
+    gets its capped correlation with it; particles score above empty places; too few picks give None."""
+    from cryopick.recentre import labels_correlation
+
+    image = _disk_image(CENTRES, noise=0.2)
+    empty = np.array([[20.0, 140.0], [180.0, 140.0], [180.0, 80.0], [90.0, 90.0]])
+    xy = np.concatenate([CENTRES, empty])
+    # an empty place is the best-scored candidate, but the best 5 of the 6 at the cut are mostly particles
+    cands = Particles(xy[:, 0], xy[:, 1], np.array([5.0, 4.0, 3.0, 2.0, 1.0, 9.0, -1.0, -2.0, -3.0]))
+    term = self_correlation(image, cands, cut=0.0, fraction=5 / 6, diameter_px=16.0, search_px=2.0, minimum=5)
+    picked = np.array([5, 0, 1, 2, 3])  # by score: 9, 5, 4, 3, 2
+    template, clip = labels_correlation([(image, xy[picked])], 16.0, 2.0)
+    np.testing.assert_allclose(term, correlation_score(correlation_map(image, template), xy, clip))
+    assert term[:5].min() > term[5:].max()  # the particles, the one left out of the template included
+    assert self_correlation(image, cands, cut=0.0, fraction=0.5, diameter_px=16.0, minimum=5) is None  # 3 picks
+    assert self_correlation(image, cands, cut=10.0, fraction=1.0, diameter_px=16.0, minimum=1) is None

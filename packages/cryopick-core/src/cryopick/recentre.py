@@ -166,3 +166,20 @@ def labels_correlation(labelled: list[tuple[np.ndarray, np.ndarray]], radius: fl
     template = sum(len(c) * radial_template(im, c, radius).astype(np.float64) for im, c in pairs) / n
     z = np.concatenate([correlation_norm(im, c, radius, search_px)[1] for im, c in pairs])
     return template.astype(np.float32), float(np.median(z))
+
+
+def self_correlation(image: np.ndarray, candidates: Particles, cut: float, fraction: float, diameter_px: float,
+                     search_px: float = 0.0, minimum: int = 5) -> np.ndarray | None:
+    """Every candidate's :func:`correlation_score` against the template of the micrograph's own best picks: the
+    best ``fraction`` (by score) of the ``candidates`` at or above ``cut`` make a :func:`labels_correlation`
+    template of one ``diameter_px`` in radius, and its clip (their leave-one-out median, searched within
+    ``search_px``). No labels are needed: a picker's most confident picks stand in for them, so the template has
+    this micrograph's defocus and contrast, not those of another micrograph or data set. None when fewer than
+    ``minimum`` candidates would make it."""
+    above = np.flatnonzero(np.asarray(candidates.score) >= cut)
+    k = int(round(fraction * len(above)))
+    if k < max(1, int(minimum)):
+        return None
+    best = above[np.argsort(-np.asarray(candidates.score)[above], kind="stable")[:k]]
+    template, clip = labels_correlation([(image, candidates.xy[best])], diameter_px, search_px)
+    return correlation_score(correlation_map(image, template), candidates.xy, clip)

@@ -472,20 +472,19 @@ class HydraPicker(Picker):
     def _with_self_template(self, image: np.ndarray, candidates: Particles, diameter_px: float) -> Particles:
         """Zero-shot ``candidates`` with ``self_template`` x their capped correlation with the template of the
         micrograph's own best picks added, shifted so that as many stay at or above the cut-off as before."""
-        from cryopick.recentre import correlation_map, correlation_score, labels_correlation
+        from cryopick.recentre import self_correlation
 
         cfg, cut = self.config, self._cut
-        above = np.flatnonzero(candidates.score >= cut)
-        k = int(round(cfg.self_template_top * len(above)))
-        if cfg.self_template <= 0 or k < SELF_TEMPLATE_MIN:
+        if cfg.self_template <= 0:
             return candidates
-        best = above[np.argsort(-candidates.score[above], kind="stable")[:k]]
-        template, clip = labels_correlation([(image, candidates.xy[best])], diameter_px,
-                                            CORRELATION_SEARCH * diameter_px)
-        term = correlation_score(correlation_map(image, template), candidates.xy, clip)
+        term = self_correlation(image, candidates, cut, cfg.self_template_top, diameter_px,
+                                CORRELATION_SEARCH * diameter_px, SELF_TEMPLATE_MIN)
+        if term is None:
+            return candidates
+        n_cut = int(np.sum(candidates.score >= cut))
         score = candidates.score + cfg.self_template * term
         # the head's count at the cut-off stays (its cut-off is what the model validated); the term re-ranks
-        score += cut - np.sort(score)[::-1][len(above) - 1]
+        score += cut - np.sort(score)[::-1][n_cut - 1]
         return Particles(candidates.x, candidates.y, score)
 
 
