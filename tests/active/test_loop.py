@@ -88,6 +88,7 @@ def test_default_cut_off_on_a_crowded_micrograph_beats_probability_one_half(simu
 
     session, truth = simulated_session(particles=70, sim_seed=7)
     session.picker.config.correlation = 0.0  # the regression's logits alone: logit 0 is probability 0.5
+    session.picker.config.self_template = 0.0
     oracle = SimulatedOracle(truth, session.diameter_px)
     for _ in range(4):
         session.run_round(oracle, 5)

@@ -67,7 +67,7 @@ def test_answers_template_term_is_stored_and_old_models_pick_without_it(simulate
 
     mic = simulated_micrograph
     labels = Particles(np.r_[mic.truth.x[:6], 20.0], np.r_[mic.truth.y[:6], 230.0], [1, 1, 1, 1, 1, 1, 0])
-    picker = make_picker(HOST, "active", {"preset": "tiny", "correlation": "2"}, "cpu", 0)
+    picker = make_picker(HOST, "active", {"preset": "tiny", "correlation": "2", "self_template": "0"}, "cpu", 0)
     state = picker.train(TrainingData([TrainingItem("m", mic.image, labels)], 24.0))
     template = state.arrays["correlation_template"]
     assert template.shape == (49, 49) and state.arrays["correlation_clip"].shape == (1,)
@@ -81,7 +81,7 @@ def test_answers_template_term_is_stored_and_old_models_pick_without_it(simulate
     assert not np.allclose(np.sort(plain.score)[-len(got):], np.sort(got.score))
     for settings, arrays in (({"correlation": "0"}, state.arrays),
                              ({}, {k: v for k, v in state.arrays.items() if not k.startswith("correlation_")})):
-        old = make_picker(HOST, "active", {"preset": "tiny", **settings}, "cpu", 0)
+        old = make_picker(HOST, "active", {"preset": "tiny", "self_template": "0", **settings}, "cpu", 0)
         old.load(type(state)(arrays, state.config))
         np.testing.assert_allclose(old.score(mic.image, 24.0).score, plain.score, rtol=1e-6)
     only_negative = make_picker(HOST, "active", {"preset": "tiny"}, "cpu", 0)
@@ -101,3 +101,29 @@ def test_answers_template_term_alone_ranks_the_particles_first(simulated_microgr
     cands = picker.pick_logits(mic.image, np.zeros(mic.image.shape, np.float32), 24.0)
     top = cands.sorted_by_score().subset(np.arange(len(mic.truth) // 2))
     assert evaluate({"m": top}, {"m": mic.truth}, diameter_px=24.0).precision > 0.8
+
+
+def test_self_template_term_is_added_to_each_micrographs_candidates(simulated_micrograph):
+    """``self_template``: each candidate gets w x its capped correlation with the template of the best half of its
+    micrograph's candidates at their Otsu cut-off (cryopick.recentre.self_correlation); 0 leaves the scores alone;
+    a logit map on a coarser grid than the image is mapped onto the image first."""
+    from cryopick.recentre import self_correlation
+    from cryopick.threshold import Otsu
+
+    mic = simulated_micrograph
+    labels = Particles(np.r_[mic.truth.x[:6], 20.0], np.r_[mic.truth.y[:6], 230.0], [1, 1, 1, 1, 1, 1, 0])
+    picker = make_picker(HOST, "active", {"preset": "tiny", "correlation": "0", "self_template": "2"}, "cpu", 0)
+    picker.train(TrainingData([TrainingItem("m", mic.image, labels)], 24.0))
+    plain = picker.peaks(picker.logits(picker.features(mic.image)), 24.0)
+    term = self_correlation(mic.image, plain, Otsu().cutoff(plain.score), 0.5, 24.0, 0.35 * 24.0)
+    assert term is not None and np.ptp(term) > 0
+    got = picker.score(mic.image, 24.0)
+    np.testing.assert_allclose(got.score, plain.score + 2 * term, rtol=1e-6)
+    np.testing.assert_array_equal(got.xy, plain.xy)
+    picker.config.self_template = 0.0
+    np.testing.assert_array_equal(picker.score(mic.image, 24.0).score, plain.score)
+    picker.config.self_template = 1.0
+    half = Particles(plain.x / 2, plain.y / 2, plain.score)
+    coarse = picker._with_self_template(mic.image, half, (mic.image.shape[0] // 2, mic.image.shape[1] // 2), 12.0)
+    np.testing.assert_allclose(coarse.score, plain.score + term, rtol=1e-6)
+    np.testing.assert_array_equal(coarse.xy, half.xy)

@@ -13,7 +13,9 @@
   (cryopick's addition, as mae's and hydra's; 0 for the regression alone); its local maxima at least
   ``nms_fraction`` diameters apart, scored by their value,
   then the candidates on their shoulders (``nms=tiered``: scored logit - 1000, so ranked after every local
-  maximum); the default threshold is Otsu's cut of the candidates' logits over the run (``otsu``). Probability
+  maximum); each candidate then gets ``self_template`` x its capped correlation with a template of its own
+  micrograph's best candidates (cryopick's addition); the default threshold is Otsu's cut of the candidates'
+  scores over the run (``otsu``). Probability
   0.5 (``fixed:0``) is no particle/background boundary here: the expected-pi term (eq. 3) pulls the mean
   probability to ``pi``, so on crowded micrographs it keeps a few per cent of the particles.
 
@@ -37,6 +39,8 @@ from cryopick.picker import ModelState, Picker, TrainingData
 LABEL_SET = "active"
 #: The answers' correlation norm is taken at its maximum within this fraction of the diameter of each answer.
 CORRELATION_SEARCH = 0.35
+#: The best this fraction of a micrograph's candidates at its Otsu cut-off make its ``self_template``.
+SELF_TEMPLATE_FRACTION = 0.5
 MODEL_KIND = "cryopick-active/model"
 
 
@@ -92,6 +96,14 @@ class ActiveConfig:
     #: 0.529, apoferritin 0.302 / 0.384 / 0.404 / 0.427 / 0.434; 4 keeps the regression's share of the ranking
     #: (docs/benchmarks.md). 0: the regression's logits alone.
     correlation: float = attrs.field(default=4.0, validator=attrs.validators.ge(0.0))
+    #: Then add this multiple of each candidate's correlation with a template of its own micrograph's best picks
+    #: (cryopick's addition, as hydra's zero-shot ``self_template``; ``cryopick.recentre.self_correlation``): the
+    #: best half of the candidates at the micrograph's Otsu cut-off make the template, so it has that micrograph's
+    #: defocus and contrast where the answers' template has those of the micrographs asked about. AP after 50
+    #: answers, 0 / 2 / 4 / 8 / 16: ribosome 0.729 / 0.740 / 0.750 / 0.765 / 0.775, TRPV1 0.525 / 0.539 / 0.546 /
+    #: 0.553 / 0.560, apoferritin 0.427 / 0.434 / 0.438 / 0.441 / 0.443, ASPIRE SNR 0.005 0.758 / 0.768 / 0.770 /
+    #: 0.771 / 0.771 (docs/benchmarks.md); 8 keeps a share of the ranking for the regression. 0: none.
+    self_template: float = attrs.field(default=8.0, validator=attrs.validators.ge(0.0))
 
 
 PRESETS: dict[str, dict] = {
@@ -274,7 +286,25 @@ class ActivePicker(Picker):
 
                 z = zoom(z, (logits.shape[0] / z.shape[0], logits.shape[1] / z.shape[1]), order=1)
             logits = logits + (self.config.correlation * z).astype(logits.dtype)
-        return self.peaks(logits, diameter_px)
+        return self._with_self_template(image, self.peaks(logits, diameter_px), logits.shape, diameter_px)
+
+    def _with_self_template(self, image: np.ndarray, candidates: Particles, grid: tuple[int, int],
+                            diameter_px: float) -> Particles:
+        """``candidates`` (on a logit map of shape ``grid``) with ``self_template`` x their capped correlation with
+        the template of the best half of the micrograph's candidates at its Otsu cut-off added."""
+        from cryopick.recentre import self_correlation
+        from cryopick.threshold import Otsu
+
+        w = self.config.self_template
+        if w <= 0 or not len(candidates):
+            return candidates
+        sx, sy = image.shape[1] / grid[1], image.shape[0] / grid[0]  # the logit map's grid -> the image's
+        on_image = Particles(candidates.x * sx, candidates.y * sy, candidates.score)
+        term = self_correlation(image, on_image, Otsu().cutoff(candidates.score), SELF_TEMPLATE_FRACTION,
+                                diameter_px * sx, CORRELATION_SEARCH * diameter_px * sx)
+        if term is None:
+            return candidates
+        return Particles(candidates.x, candidates.y, candidates.score + w * term)
 
     def peaks(self, logits: np.ndarray, diameter_px: float) -> Particles:
         from cryopick.nms import extract_peaks
