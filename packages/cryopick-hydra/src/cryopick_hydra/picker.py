@@ -4,6 +4,8 @@ head per training data set plus a generic head for data sets it has never seen.
 * **Zero-shot** (no ``--labels``): picks with the generic head of a model trained on many data sets by
   ``cryopick hydra train``: the one shipped in this package (``checkpoint=builtin``, the default) or a
   given file (``--set checkpoint=FILE``). ``--set head=NAME`` picks with one of the model's data-set heads.
+  Each micrograph's candidates get ``self_template`` x their capped correlation with a template of that
+  micrograph's own best picks added (cryopick's addition), keeping the head's count at its cut-off.
 * **Few-shot** (``--labels``): a new data-set head, initialised from the generic head, is trained on the
   labelled micrographs with the trunk and the generic head frozen (§4.7), with ``l_Hydra`` (eq. 3.1: the
   bias loss keeps it near the generic head); its candidates' logits get ``correlation`` x the labels'
