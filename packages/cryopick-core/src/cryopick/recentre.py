@@ -176,10 +176,11 @@ def self_correlation(image: np.ndarray, candidates: Particles, cut: float, fract
     ``search_px``). No labels are needed: a picker's most confident picks stand in for them, so the template has
     this micrograph's defocus and contrast, not those of another micrograph or data set. None when fewer than
     ``minimum`` candidates would make it."""
-    above = np.flatnonzero(np.asarray(candidates.score) >= cut)
+    score = np.asarray(candidates.score)
+    above = np.flatnonzero(score >= cut)
     k = int(round(fraction * len(above)))
     if k < max(1, int(minimum)):
         return None
-    best = above[np.argsort(-np.asarray(candidates.score)[above], kind="stable")[:k]]
+    best = above[np.argsort(-score[above], kind="stable")[:k]]
     template, clip = labels_correlation([(image, candidates.xy[best])], diameter_px, search_px)
     return correlation_score(correlation_map(image, template), candidates.xy, clip)

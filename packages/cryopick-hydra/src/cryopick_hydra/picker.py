@@ -417,7 +417,7 @@ class HydraPicker(Picker):
         self.head = head
         if threshold is not None:  # the model's validated cut-off (best F1 of its generic head)
             self.default_threshold = f"fixed:{threshold:.4g}"
-        self._cut = float(f"{threshold:.4g}") if threshold is not None else 0.0
+            self._cut = float(self.default_threshold.split(":", 1)[1])
 
     def _state(self, net, head: str, info: dict) -> ModelState:
         from cryopick_hydra.model import GENERIC, net_arrays
