@@ -127,3 +127,34 @@ def test_self_template_term_is_added_to_each_micrographs_candidates(simulated_mi
     coarse = picker._with_self_template(mic.image, half, (mic.image.shape[0] // 2, mic.image.shape[1] // 2), 12.0)
     np.testing.assert_allclose(coarse.score, plain.score + term, rtol=1e-6)
     np.testing.assert_array_equal(coarse.xy, half.xy)
+
+
+def test_a_contaminant_brighter_than_any_particle_falls_below_them(simulated_micrograph):
+    """``contaminant``: a copy of a particle at 6x its contrast (an aggregate) matches both templates far better
+    than any particle, and the regression, linear in the filters, gives it the highest logit; with the plain clip
+    (0) it is the best candidate, at the default it falls below every particle
+    (cryopick.recentre.capped_correlation)."""
+    mic = simulated_micrograph
+    image = np.asarray(mic.image, dtype=np.float32)
+    at, r = (208, 208), 14  # 30 px and more from every particle
+    px, py = int(round(mic.truth.x[7])), int(round(mic.truth.y[7]))
+    yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
+    taper = np.clip((r - np.hypot(xx, yy)) / 3, 0, 1)
+    dirty = image.copy()
+    dirty[at[1] - r: at[1] + r + 1, at[0] - r: at[0] + r + 1] += (
+        5.0 * taper * (image[py - r: py + r + 1, px - r: px + r + 1] - np.median(image)))
+    labels = Particles(np.r_[mic.truth.x[:6], 20.0], np.r_[mic.truth.y[:6], 230.0], [1, 1, 1, 1, 1, 1, 0])
+
+    def scores(contaminant: str) -> tuple[float, np.ndarray]:
+        picker = make_picker(HOST, "active", {"preset": "tiny", "contaminant": contaminant}, "cpu", 0)
+        picker.train(TrainingData([TrainingItem("m", dirty, labels)], 24.0))
+        got = picker.score(dirty, 24.0)
+        blob = got.score[np.hypot(got.x - at[0], got.y - at[1]) < 6]
+        on_particle = np.min(np.hypot(got.x[:, None] - mic.truth.x, got.y[:, None] - mic.truth.y), axis=1) < 6
+        assert len(blob) == 1 and on_particle.sum() == len(mic.truth)
+        return float(blob[0]), got.score[on_particle]
+
+    blob, particles = scores("0")
+    assert blob > particles.max()
+    blob, particles = scores("2")
+    assert blob < particles.min()

@@ -6,6 +6,7 @@ import pytest
 
 from cryopick.particles import Particles
 from cryopick.recentre import (
+    capped_correlation,
     correlation_map,
     correlation_norm,
     correlation_score,
@@ -98,8 +99,8 @@ def test_correlation_norm_leaves_each_labelled_particle_out_of_its_own_template(
 
 def test_standardised_correlation_ignores_contrast_and_contaminants():
     """Robust standard units of each micrograph: the same particles at twice the contrast, or with a dense
-    particle-sized contaminant, score (almost) the same; the clip caps the contaminant at what the particles
-    reach."""
+    particle-sized contaminant, score (almost) the same; the plain clip caps the contaminant at what the particles
+    reach, and by default (it matches the template 3x as well as their median) it falls below every particle."""
     image = _disk_image(CENTRES, noise=0.5)
     template = radial_template(image, CENTRES, 10.0)
     base = correlation_score(correlation_map(image, template), CENTRES, np.inf)
@@ -110,7 +111,18 @@ def test_standardised_correlation_ignores_contrast_and_contaminants():
     np.testing.assert_allclose(correlation_score(corr, CENTRES, np.inf), base, rtol=0.1)
     clip = float(np.median(base))
     assert standardised_correlation(corr)[140, 175] > 3 * clip  # the contaminant, unclipped, beats every particle
-    assert correlation_score(corr, np.array([[175.0, 140.0]]), clip)[0] == pytest.approx(clip)
+    assert correlation_score(corr, np.array([[175.0, 140.0]]), clip, contaminant=0)[0] == pytest.approx(clip)
+    particles = correlation_score(corr, CENTRES, clip)
+    assert correlation_score(corr, np.array([[175.0, 140.0]]), clip)[0] < particles.min()
+
+
+def test_capped_correlation_is_level_from_the_clip_to_the_contaminant_bound_and_falls_beyond():
+    """min(z, clip) - max(z - 2 clip, 0), by hand; 0 or a non-positive clip keep the plain clip."""
+    z = np.array([-1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0])
+    np.testing.assert_allclose(capped_correlation(z, 2.0), [-1.0, 1.0, 2.0, 2.0, 2.0, 1.0, -1.0])
+    np.testing.assert_allclose(capped_correlation(z, 2.0, contaminant=3.0), [-1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0])
+    np.testing.assert_allclose(capped_correlation(z, 2.0, contaminant=0.0), np.minimum(z, 2.0))
+    np.testing.assert_allclose(capped_correlation(z, -0.5), np.minimum(z, -0.5))
 
 
 def test_labels_template_of_several_micrographs_is_that_of_all_crops():

@@ -104,6 +104,11 @@ class ActiveConfig:
     #: 0.553 / 0.560, apoferritin 0.427 / 0.434 / 0.438 / 0.441 / 0.443, ASPIRE SNR 0.005 0.758 / 0.768 / 0.770 /
     #: 0.771 / 0.771 (docs/benchmarks.md); 8 keeps a share of the ranking for the regression. 0: none.
     self_template: float = attrs.field(default=8.0, validator=attrs.validators.ge(0.0))
+    #: Both template terms fall again above this multiple of their clip (``cryopick.recentre.capped_correlation``):
+    #: a candidate that matches the template twice as well as the answered particles' median is brighter or larger
+    #: than a particle (ice, an aggregate), and the regression, linear in the filters, ranks it first. To be
+    #: measured (docs/benchmarks.md). 0: the plain clip.
+    contaminant: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
 
 
 PRESETS: dict[str, dict] = {
@@ -276,23 +281,38 @@ class ActivePicker(Picker):
 
     def pick_logits(self, image: np.ndarray, logits: np.ndarray, diameter_px: float) -> Particles:
         """Candidates of a preprocessed ``image`` from its logit map, with ``correlation`` x the answers'
-        capped template correlation added first (when there is a template)."""
+        capped template correlation added first (when there is a template), and lowered after extraction where
+        that correlation, within a particle radius, is beyond the contaminant bound."""
+        excess = None
         if self._template is not None and self._clip is not None and self.config.correlation > 0:
-            from cryopick.recentre import correlation_map, standardised_correlation
+            from cryopick.recentre import CONTAMINANT_REACH, capped_correlation, correlation_map, neighbourhood_max
+            from cryopick.recentre import standardised_correlation
 
-            z = np.minimum(standardised_correlation(correlation_map(image, self._template)), self._clip)
-            if z.shape != logits.shape:  # a feature map on another grid than the image: resample the term
+            z = standardised_correlation(correlation_map(image, self._template))
+            capped = np.minimum(z, self._clip)
+            # the excess is taken per candidate, not on the map: lowered on the map, a contaminant's peak would
+            # move to its rim
+            excess = capped - capped_correlation(z, self._clip, self.config.contaminant,
+                                                 neighbourhood_max(z, CONTAMINANT_REACH * diameter_px))
+            if capped.shape != logits.shape:  # a feature map on another grid than the image: resample the term
                 from scipy.ndimage import zoom
 
-                z = zoom(z, (logits.shape[0] / z.shape[0], logits.shape[1] / z.shape[1]), order=1)
-            logits = logits + (self.config.correlation * z).astype(logits.dtype)
-        return self._with_self_template(image, self.peaks(logits, diameter_px), logits.shape, diameter_px)
+                factors = (logits.shape[0] / capped.shape[0], logits.shape[1] / capped.shape[1])
+                capped, excess = zoom(capped, factors, order=1), zoom(excess, factors, order=1)
+            logits = logits + (self.config.correlation * capped).astype(logits.dtype)
+        candidates = self.peaks(logits, diameter_px)
+        if excess is not None and len(candidates):
+            from cryopick.recentre import _sample
+
+            lowered = self.config.correlation * _sample(excess, candidates.xy)
+            candidates = Particles(candidates.x, candidates.y, candidates.score - lowered)
+        return self._with_self_template(image, candidates, logits.shape, diameter_px)
 
     def _with_self_template(self, image: np.ndarray, candidates: Particles, grid: tuple[int, int],
                             diameter_px: float) -> Particles:
         """``candidates`` (on a logit map of shape ``grid``) with ``self_template`` x their capped correlation with
         the template of the best half of the micrograph's candidates at its Otsu cut-off added."""
-        from cryopick.recentre import self_correlation
+        from cryopick.recentre import CONTAMINANT_REACH, self_correlation
         from cryopick.threshold import Otsu
 
         w = self.config.self_template
@@ -301,7 +321,8 @@ class ActivePicker(Picker):
         sx, sy = image.shape[1] / grid[1], image.shape[0] / grid[0]  # the logit map's grid -> the image's
         on_image = Particles(candidates.x * sx, candidates.y * sy, candidates.score)
         term = self_correlation(image, on_image, Otsu().cutoff(candidates.score), SELF_TEMPLATE_FRACTION,
-                                diameter_px * sx, CORRELATION_SEARCH * diameter_px * sx)
+                                diameter_px * sx, CORRELATION_SEARCH * diameter_px * sx,
+                                contaminant=self.config.contaminant, reach_px=CONTAMINANT_REACH * diameter_px * sx)
         if term is None:
             return candidates
         return Particles(candidates.x, candidates.y, candidates.score + w * term)

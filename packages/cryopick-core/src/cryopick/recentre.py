@@ -14,7 +14,10 @@ The same correlation is also evidence for ranking (:func:`correlation_norm`, :fu
 the matched filter, the optimal linear detector of a known signal in white noise. Its value is standardised
 over its own micrograph and clipped at the median the labelled particles reach, because values above what
 particles give (ice contamination, aggregates, carbon edges) are not more particle-like; a picker adds a
-small multiple of it to its own score.
+small multiple of it to its own score. Far above what particles give, it counts against the candidate
+(:func:`capped_correlation`): a contaminant correlates with any blob-like template more than a particle does,
+and a clip alone leaves it level with the particles, where the picker's own score (which also rises with
+contrast) ranks it first.
 """
 
 from __future__ import annotations
@@ -138,10 +141,46 @@ def standardised_correlation(correlation: np.ndarray) -> np.ndarray:
     return (c - med) / (mad if mad > 0 else 1.0)
 
 
-def correlation_score(correlation: np.ndarray, xy: np.ndarray, clip: float) -> np.ndarray:
+#: Standardised correlations above this multiple of the particles' clip count against a candidate
+#: (:func:`capped_correlation`). Over the active loop's candidates after 50 answers (docs/benchmarks.md), the
+#: particles' 99th percentile was 1.0-1.4 x the clip on every set, and the false candidates at the top of ASPIRE's
+#: ranking (its contaminants) reached 2-6 x.
+CONTAMINANT = 2.0
+#: How far (fraction of the particle diameter) from a candidate a correlation above the contaminant bound counts
+#: against it: a particle radius. A contaminant lowered where it peaks would otherwise leave candidates on its rim.
+CONTAMINANT_REACH = 0.5
+
+
+def capped_correlation(z: np.ndarray, clip: float, contaminant: float = CONTAMINANT,
+                       peak: np.ndarray | None = None) -> np.ndarray:
+    """Standardised correlations ``z`` as ranking evidence: ``min(z, clip)``, and minus the excess of ``peak``
+    (default ``z``; :func:`correlation_score` gives the largest ``z`` within a particle radius) over ``contaminant``
+    x ``clip``: the value rises to the particles' median, stays level up to twice it, and falls beyond, where the
+    candidate is on something brighter or larger than any particle (ice, an aggregate, a carbon edge).
+    ``contaminant`` 0, or a clip at or below 0 (a template particles do not match better than background), leaves
+    the plain clip."""
+    z = np.asarray(z)
+    capped = np.minimum(z, clip)
+    if contaminant <= 0 or clip <= 0:
+        return capped
+    return capped - np.maximum((z if peak is None else np.asarray(peak)) - contaminant * clip, 0.0)
+
+
+def neighbourhood_max(z: np.ndarray, reach_px: float) -> np.ndarray:
+    """The largest value of ``z`` within ``reach_px`` on each axis (a square, separable maximum filter)."""
+    from scipy.ndimage import maximum_filter
+
+    return maximum_filter(np.asarray(z), size=2 * int(round(reach_px)) + 1, mode="nearest")
+
+
+def correlation_score(correlation: np.ndarray, xy: np.ndarray, clip: float, contaminant: float = CONTAMINANT,
+                      reach_px: float = 0.0) -> np.ndarray:
     """The :func:`standardised_correlation` of a micrograph's ``correlation`` map at ``xy`` (``(n, 2)``,
-    bilinear), clipped above at ``clip`` (from :func:`correlation_norm`)."""
-    return np.minimum(_sample(standardised_correlation(correlation), xy), float(clip))
+    bilinear), capped at ``clip`` (from :func:`correlation_norm`) and lowered by the excess over the contaminant
+    bound of the largest value within ``reach_px`` (:func:`capped_correlation`; 0: the value at ``xy``)."""
+    z = standardised_correlation(correlation)
+    peak = _sample(neighbourhood_max(z, reach_px), xy) if contaminant > 0 and reach_px >= 0.5 else None
+    return capped_correlation(_sample(z, xy), float(clip), contaminant, peak)
 
 
 def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -169,13 +208,14 @@ def labels_correlation(labelled: list[tuple[np.ndarray, np.ndarray]], radius: fl
 
 
 def self_correlation(image: np.ndarray, candidates: Particles, cut: float, fraction: float, diameter_px: float,
-                     search_px: float = 0.0, minimum: int = 5) -> np.ndarray | None:
+                     search_px: float = 0.0, minimum: int = 5, contaminant: float = CONTAMINANT,
+                     reach_px: float = 0.0) -> np.ndarray | None:
     """Every candidate's :func:`correlation_score` against the template of the micrograph's own best picks: the
     best ``fraction`` (by score) of the ``candidates`` at or above ``cut`` make a :func:`labels_correlation`
     template of one ``diameter_px`` in radius, and its clip (their leave-one-out median, searched within
     ``search_px``). No labels are needed: a picker's most confident picks stand in for them, so the template has
     this micrograph's defocus and contrast, not those of another micrograph or data set. None when fewer than
-    ``minimum`` candidates would make it."""
+    ``minimum`` candidates would make it. ``contaminant``, ``reach_px``: as :func:`correlation_score`."""
     score = np.asarray(candidates.score)
     above = np.flatnonzero(score >= cut)
     k = int(round(fraction * len(above)))
@@ -183,4 +223,4 @@ def self_correlation(image: np.ndarray, candidates: Particles, cut: float, fract
         return None
     best = above[np.argsort(-score[above], kind="stable")[:k]]
     template, clip = labels_correlation([(image, candidates.xy[best])], diameter_px, search_px)
-    return correlation_score(correlation_map(image, template), candidates.xy, clip)
+    return correlation_score(correlation_map(image, template), candidates.xy, clip, contaminant, reach_px)

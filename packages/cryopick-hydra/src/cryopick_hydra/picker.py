@@ -155,6 +155,11 @@ class HydraConfig:
     #: the term's). AP, 0 -> 2 (docs/benchmarks.md): ASPIRE SNR 0.005 0.669 -> 0.830, ASPIRE SNR 0.01 0.882 -> 0.964,
     #: ribosome 0.667 -> 0.725, TRPV1 0.359 -> 0.391, apoferritin 0.037 -> 0.033. 0: the head's logits alone.
     self_template: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
+    #: Both template terms (few-shot ``correlation``, zero-shot ``self_template``) fall again above this multiple of
+    #: their clip (``cryopick.recentre.capped_correlation``): a candidate that matches the template twice as well as
+    #: the particles' median is brighter or larger than a particle (ice, an aggregate). To be measured
+    #: (docs/benchmarks.md). 0: the plain clip.
+    contaminant: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
     #: Fraction of the picks at the cut-off (the best by logit) the zero-shot template is made of.
     self_template_top: float = attrs.field(default=0.5, validator=[attrs.validators.gt(0.0),
                                                                    attrs.validators.le(1.0)])
@@ -403,11 +408,12 @@ class HydraPicker(Picker):
         """``candidates`` with ``correlation`` x the labels' capped template correlation added to their scores
         (unchanged without a template)."""
         from cryopick.nms import greedy_nms
-        from cryopick.recentre import correlation_map, correlation_score
+        from cryopick.recentre import CONTAMINANT_REACH, correlation_map, correlation_score
 
         if self._template is None or self._clip is None or self.config.correlation <= 0 or not len(candidates):
             return candidates
-        term = correlation_score(correlation_map(image, self._template), candidates.xy, self._clip)
+        term = correlation_score(correlation_map(image, self._template), candidates.xy, self._clip,
+                                 self.config.contaminant, CONTAMINANT_REACH * diameter_px)
         rescored = Particles(candidates.x, candidates.y, candidates.score + self.config.correlation * term)
         # candidates are already a particle radius apart: this only sorts them by the new score
         return greedy_nms(rescored, max(1.0, self.config.nms_fraction * diameter_px))
@@ -474,13 +480,14 @@ class HydraPicker(Picker):
     def _with_self_template(self, image: np.ndarray, candidates: Particles, diameter_px: float) -> Particles:
         """Zero-shot ``candidates`` with ``self_template`` x their capped correlation with the template of the
         micrograph's own best picks added, shifted so that as many stay at or above the cut-off as before."""
-        from cryopick.recentre import self_correlation
+        from cryopick.recentre import CONTAMINANT_REACH, self_correlation
 
         cfg, cut = self.config, self._cut
         if cfg.self_template <= 0:
             return candidates
         term = self_correlation(image, candidates, cut, cfg.self_template_top, diameter_px,
-                                CORRELATION_SEARCH * diameter_px, SELF_TEMPLATE_MIN)
+                                CORRELATION_SEARCH * diameter_px, SELF_TEMPLATE_MIN, cfg.contaminant,
+                                CONTAMINANT_REACH * diameter_px)
         if term is None:
             return candidates
         n_cut = int(np.sum(candidates.score >= cut))

@@ -175,6 +175,10 @@ class MAEConfig:
     #: cut (docs/benchmarks.md): ASPIRE SNR 0.005 +0.062 / +0.050 / +0.012, EMPIAR-10028 -0.018 / +0.017 / -0.007,
     #: EMPIAR-10059 +0.010 / +0.002 / +0.004, EMPIAR-10146 +0.026 / +0.009 / +0.006. 0: the score alone.
     correlation: float = attrs.field(default=0.1, validator=attrs.validators.ge(0.0))
+    #: The correlation term falls again above this multiple of its clip (``cryopick.recentre.capped_correlation``):
+    #: a window that matches the template twice as well as the exemplars' median holds something brighter or
+    #: larger than a particle (ice, an aggregate). To be measured (docs/benchmarks.md). 0: the plain clip.
+    contaminant: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
     #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
@@ -484,18 +488,21 @@ class MAEPicker(Picker):
             s = self._with_probe(s.reshape(-1), feats).reshape(n, len(grid))
             scores.append(s.max(dim=1).values.numpy())
         if self._correlation is not None:  # each exemplar's correlation term, with the others' template
-            term = cfg.correlation * np.minimum(self._exemplar_z, self._correlation)
+            from cryopick.recentre import capped_correlation
+
+            term = cfg.correlation * capped_correlation(self._exemplar_z, self._correlation, cfg.contaminant)
             scores = [s + term for s in scores]
         loo = np.sort(np.concatenate(scores))
         cut = float(np.quantile(loo, cfg.recall_quantile))
         return {"threshold": cut, "recall_quantile": cfg.recall_quantile,
                 "loo_median": round(float(np.median(loo)), 6), "exemplars": n}
 
-    def _correlation_term(self, corr: np.ndarray, candidates: Particles) -> np.ndarray:
+    def _correlation_term(self, corr: np.ndarray, candidates: Particles, diameter_px: float) -> np.ndarray:
         """``correlation`` x the clipped, standardised template correlation ``corr`` at ``candidates``."""
-        from cryopick.recentre import correlation_score
+        from cryopick.recentre import CONTAMINANT_REACH, correlation_score
 
-        return self.config.correlation * correlation_score(corr, candidates.xy, self._correlation)
+        return self.config.correlation * correlation_score(corr, candidates.xy, self._correlation,
+                                                           self.config.contaminant, CONTAMINANT_REACH * diameter_px)
 
     def _apply_calibration(self, calibration: dict | None) -> None:
         if calibration is not None:
@@ -619,7 +626,7 @@ class MAEPicker(Picker):
             candidates = recentre(candidates, corr, self.config.recentre * diameter_px)  # recentre=0: unmoved
             if self._correlation is not None:
                 candidates = Particles(candidates.x, candidates.y,
-                                       candidates.score + self._correlation_term(corr, candidates))
+                                       candidates.score + self._correlation_term(corr, candidates, diameter_px))
         return greedy_nms(candidates, self.config.nms_fraction * diameter_px)
 
 
