@@ -285,6 +285,34 @@ def test_the_labels_correlation_term_alone_ranks_the_particles_first():
     assert np.array_equal(picker._with_correlation(test.image, flat, 22.0).score, flat.score)
 
 
+def test_an_aggregate_brighter_than_any_particle_falls_below_them_with_the_contaminant_bound():
+    """A copy of a particle at 6x its contrast in the background: with the plain clip (``contaminant=0``) its term
+    is the cap, level with the best particles; at the default it falls below every particle."""
+    from cryopick.particles import Particles
+
+    config = SimulationConfig(shape=(256, 256), n_micrographs=2, particles_per_micrograph=20, species="globular",
+                              diameter_px=22.0, snr=0.5, seed=3, nuisances=False)
+    train, test = (simulate_micrograph(config, i) for i in range(2))
+    at = _background_points(test.truth, test.image.shape, 33.0, 1, np.random.default_rng(1))[0].round().astype(int)
+    px, py = test.truth.xy[0].round().astype(int)
+    r = 13
+    yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
+    image = np.asarray(test.image, dtype=np.float64).copy()
+    image[at[1] - r: at[1] + r + 1, at[0] - r: at[0] + r + 1] += 5.0 * np.clip((r - np.hypot(xx, yy)) / 3, 0, 1) * (
+        image[py - r: py + r + 1, px - r: px + r + 1] - np.median(image))
+    xy = np.concatenate([test.truth.xy, at[None].astype(float)])
+    flat = Particles(xy[:, 0], xy[:, 1], np.zeros(len(xy)))
+    scores = {}
+    for bound in ("0", "2"):
+        picker = _picker(correlation="1", contaminant=bound)
+        picker._fit_correlation([(train.image, train.truth)], 22.0)
+        got = picker._with_correlation(image, flat, 22.0)
+        assert len(got) == len(flat)  # re-sorted by score: back to the input order by position
+        scores[bound] = got.score[np.argmin(np.hypot(got.x - xy[:, :1], got.y - xy[:, 1:]), axis=1)]
+    assert scores["0"][-1] == pytest.approx(scores["0"][:-1].max())
+    assert scores["2"][-1] < scores["2"][:-1].min()
+
+
 def test_few_shot_model_keeps_the_correlation_term_and_old_models_pick_without_it(trained):
     """A few-shot head stores the labels' template and clip; loaded, it scores logits + correlation x term; a
     model stored without them (or picking with correlation=0) scores the head's logits alone."""
