@@ -304,9 +304,9 @@ class ActivePicker(Picker):
             logits = logits + (self.config.correlation * capped).astype(logits.dtype)
         candidates = self.peaks(logits, diameter_px)
         if excess is not None and len(candidates):
-            from cryopick.recentre import _sample
+            from cryopick.recentre import sample_at
 
-            lowered = self.config.correlation * _sample(excess, candidates.xy)
+            lowered = self.config.correlation * sample_at(excess, candidates.xy)
             candidates = Particles(candidates.x, candidates.y, candidates.score - lowered)
         return self._with_self_template(image, candidates, logits.shape, diameter_px)
 

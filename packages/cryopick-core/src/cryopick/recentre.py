@@ -126,7 +126,7 @@ def correlation_norm(image: np.ndarray, centres: np.ndarray, radius: float,
             own = correlation_map(image, radial_template(image, xy[None], radius))
             corr = (n * full - own) / (n - 1)
         at = recentre(Particles(xy[:1], xy[1:], np.zeros(1)), corr, search_px)
-        z[i] = _sample(standardised_correlation(corr), at.xy)[0]
+        z[i] = sample_at(standardised_correlation(corr), at.xy)[0]
     return float(np.median(z)), z
 
 
@@ -179,11 +179,12 @@ def correlation_score(correlation: np.ndarray, xy: np.ndarray, clip: float, cont
     bilinear), capped at ``clip`` (from :func:`correlation_norm`) and lowered by the excess over the contaminant
     bound of the largest value within ``reach_px`` (:func:`capped_correlation`; 0: the value at ``xy``)."""
     z = standardised_correlation(correlation)
-    peak = _sample(neighbourhood_max(z, reach_px), xy) if contaminant > 0 and reach_px >= 0.5 else None
-    return capped_correlation(_sample(z, xy), float(clip), contaminant, peak)
+    peak = sample_at(neighbourhood_max(z, reach_px), xy) if contaminant > 0 and reach_px >= 0.5 else None
+    return capped_correlation(sample_at(z, xy), float(clip), contaminant, peak)
 
 
-def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+def sample_at(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``image`` at the points ``xy`` (``(n, 2)`` x, y), bilinear, edges extended."""
     from scipy.ndimage import map_coordinates
 
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
