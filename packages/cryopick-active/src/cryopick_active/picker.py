@@ -294,8 +294,8 @@ class ActivePicker(Picker):
             capped = np.minimum(z, self._clip)
             # the excess is taken per candidate, not on the map: lowered on the map, a contaminant's peak would
             # move to its rim
-            excess = capped - capped_correlation(z, self._clip, self.config.contaminant,
-                                                 neighbourhood_max(z, CONTAMINANT_REACH * diameter_px))
+            reach = CONTAMINANT_REACH * diameter_px * image.shape[1] / logits.shape[1]  # in the image's pixels
+            excess = capped - capped_correlation(z, self._clip, self.config.contaminant, neighbourhood_max(z, reach))
             if capped.shape != logits.shape:  # a feature map on another grid than the image: resample the term
                 from scipy.ndimage import zoom
 
