@@ -28,12 +28,17 @@ def micrographs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two worker processes, one thread each (what --workers 2 starts)."""
+    """Two worker processes, one thread each (what --workers 2 starts). The scheduler's active memory manager is
+    off: every 2 s it drops replicas no task is waiting for, so whether the broadcast payload is still on both
+    workers when a test looks would depend on timing."""
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.CRITICAL) as c:
-        yield c
+    import dask
+
+    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      silence_logs=logging.CRITICAL) as c:
+            yield c
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +84,8 @@ def test_the_picker_reaches_each_worker_once(micrographs, cluster, tmp_path):
     paths = sorted(micrographs.glob("*.mrc"))
     shape = read_micrograph(paths[0])[0].shape
     with distributed.Client(cluster.scheduler_address) as client:
+        # both workers registered before the payload is broadcast (a worker still joining would not get it)
+        client.wait_for_workers(2, timeout=60)
         executor = DaskExecutor(client)
         payload = payload_for(picker, [("downsample", {"factor": 1.0}), ("normalize", {})], None)
         results = list(executor.map(payload, [MicrographJob(p.stem, str(p), None, shape, 10.0) for p in paths]))
