@@ -23,7 +23,6 @@ Stride: the paper slides at 28 px over particles of 149-174 px (mean 163 px, Tab
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import ClassVar, Literal
 
@@ -40,8 +39,6 @@ PAPER_STRIDE_FRACTION = 0.17
 #: ``checkpoint`` value naming the pre-trained MAE shipped in this package.
 BUILTIN = "builtin"
 BUILTIN_FILE = "mae-cpu.h5"
-#: Prefix of the arrays of ensemble members after the first (``member1.model...``) in a stored model.
-MEMBER_PREFIX = "member"
 
 
 def builtin_weights():
@@ -185,11 +182,6 @@ class MAEConfig:
     #: 0.841 / 0.741, 0.831 / 0.691 -> 0.876 / 0.709; the real sets within 0.002 (docs/benchmarks.md). 0: the
     #: plain clip.
     contaminant: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
-    #: Fine-tune this many copies of the pre-trained MAE on the same exemplars, each from its own random stream
-    #: (unlabelled regions, masks), and score every window by the mean of their scores (cryopick's addition, not in
-    #: the paper): 15 exemplars fine-tune a network each time to a different few-shot solution, and averaging them
-    #: lowers the ranking's and the calibrated cut's variance. 1: one network, the paper's.
-    ensemble: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     #: Duplicate windows closer than this fraction of the diameter are merged (greedy NMS).
     nms_fraction: float = 0.6
     #: Window centres reach this close (fraction of the diameter) to the micrograph edge.
@@ -236,8 +228,6 @@ class MAEPicker(Picker):
         #: the linear probe (``linear``): {"weight": (D,), "norm": [cos mean, cos sd, probe mean, probe sd]}
         self._linear: dict | None = None
         self._checkpoint_state: ModelState | None = None
-        #: the ensemble's members (``ensemble``), each ``{name: value}`` of :attr:`MEMBER_STATE`
-        self._members: list[dict] = []
         #: the exemplars' centring template (``recentre``), None for models stored without one
         self._template: np.ndarray | None = None
         #: the clip of the template's correlation term (``correlation``), None without that term
@@ -246,32 +236,6 @@ class MAEPicker(Picker):
         self._exemplar_z: np.ndarray | None = None
         self.calibration: dict | None = None
         self.history: dict = {}
-
-    #: What each member of the ensemble has of its own; the rest (template, calibration) is shared.
-    MEMBER_STATE: ClassVar[tuple[str, ...]] = ("_model", "_exemplar_features", "_feature_mean", "_linear")
-
-    def _make_current(self, index: int) -> None:
-        """Make ensemble member ``index`` the picker's current network, exemplar features, centring vector and probe."""
-        for name in self.MEMBER_STATE:
-            setattr(self, name, self._members[index][name])
-
-    def _each_member(self):
-        """Make each ensemble member in turn the picker's current one (yields its index); the first is current again
-        afterwards. With one member nothing is swapped, so code that sets those attributes itself (the benchmarks'
-        probes) scores with what it set."""
-        if len(self._members) <= 1:
-            yield 0
-            return
-        try:
-            for i in range(len(self._members)):
-                self._make_current(i)
-                yield i
-        finally:
-            self._make_current(0)
-
-    def _keep_member(self) -> None:
-        """Record the picker's current network and features as a member of the ensemble."""
-        self._members.append({name: getattr(self, name) for name in self.MEMBER_STATE})
 
     @classmethod
     def default_preset(cls, device: str) -> str | None:
@@ -381,40 +345,26 @@ class MAEPicker(Picker):
             loss_fn = self.context.load("loss", "scs-pu" if cfg.pu else "scs")(**params)
         else:
             loss_fn = None
-        pretrained = copy.deepcopy(model) if cfg.ensemble > 1 else None
-        self._members, self.history["finetune_members"] = [], []
-        timings["finetune_s"] = 0.0
-        for k in range(cfg.ensemble):
-            # the first member draws from the run's stream (one member trains as before); the others from their own
-            if k:
-                model = copy.deepcopy(pretrained)
-                seed_everything(self.context.seed + k)
-            member_rng = rng if k == 0 else np.random.default_rng([self.context.seed, k])
-            start = time.perf_counter()
-            depth = len(model.blocks)
-            suffix = f" ({k + 1} of {cfg.ensemble})" if cfg.ensemble > 1 else ""
-            history = finetune(model, positives, reference.image, window_px=window, steps=cfg.finetune_steps,
-                               lr=cfg.finetune_lr, mask_ratio=cfg.mask_ratio, unlabelled_ratio=cfg.unlabelled_ratio,
-                               freeze_blocks=int(round(cfg.freeze_fraction * depth)), scs_loss=loss_fn, beta=cfg.beta,
-                               rng=member_rng, device=device, window_norm=cfg.window_norm, scs_masked=cfg.scs_masked,
-                               pooling=cfg.pooling, desc="mae fine-tuning" + suffix)
-            timings["finetune_s"] += time.perf_counter() - start
-            self.history["finetune_members"].append(history)
+        start = time.perf_counter()
+        depth = len(model.blocks)
+        history = finetune(model, positives, reference.image, window_px=window, steps=cfg.finetune_steps,
+                           lr=cfg.finetune_lr, mask_ratio=cfg.mask_ratio, unlabelled_ratio=cfg.unlabelled_ratio,
+                           freeze_blocks=int(round(cfg.freeze_fraction * depth)), scs_loss=loss_fn, beta=cfg.beta,
+                           rng=rng, device=device, window_norm=cfg.window_norm, scs_masked=cfg.scs_masked,
+                           pooling=cfg.pooling)
+        timings["finetune_s"] = time.perf_counter() - start
+        self.history["finetune"] = history
 
-            features = encode(model, positives, cfg.batch_size, cfg.pooling).cpu().numpy()
-            self._model = model
-            self._exemplar_features = torch.from_numpy(features)
-            random_features = (self._random_features(reference.image, window, member_rng)
-                               if cfg.centre or cfg.linear else None)
-            self._feature_mean = _mean(random_features) if cfg.centre else None
-            self._linear = None
-            if cfg.linear:
-                start = time.perf_counter()
-                self._linear = self._fit_linear(reference.image, labels.xy, diameter, random_features)
-                timings["linear_s"] = timings.get("linear_s", 0.0) + time.perf_counter() - start
-            self._keep_member()
-        self.history["finetune"] = self.history["finetune_members"][0]
-        self._make_current(0)
+        features = encode(model, positives, cfg.batch_size, cfg.pooling).cpu().numpy()
+        self._model = model
+        self._exemplar_features = torch.from_numpy(features)
+        random_features = self._random_features(reference.image, window, rng) if cfg.centre or cfg.linear else None
+        self._feature_mean = _mean(random_features) if cfg.centre else None
+        self._linear = None
+        if cfg.linear:
+            start = time.perf_counter()
+            self._linear = self._fit_linear(reference.image, labels.xy, diameter, random_features)
+            timings["linear_s"] = time.perf_counter() - start
         self._template, self._correlation = None, None
         if cfg.recentre > 0 or cfg.correlation > 0:
             from cryopick.recentre import correlation_norm, radial_template
@@ -427,7 +377,7 @@ class MAEPicker(Picker):
         if cfg.calibrate:
             calibration = self._calibrate(reference.image, labels, diameter, rng)
             self._apply_calibration(calibration)
-        return self._state(diameter, window, reference.name, timings, calibration)
+        return self._state(model, features, diameter, window, reference.name, timings, calibration)
 
     def _random_features(self, image: np.ndarray, window: int, rng: np.random.Generator):
         """Unmasked features ``(centre_windows, D)`` of random windows of ``image``: their mean is the
@@ -523,27 +473,23 @@ class MAEPicker(Picker):
         n = len(exemplars)
         step = max(1, int(round(cfg.stride * diameter)))
         window = self.window_px(diameter)
-        n_bank = self._exemplar_features.shape[0]
-        own = (torch.arange(n_bank)[None, :] % n) == torch.arange(n)[:, None]  # column c: exemplar c % n
+        bank = self._unit(self._exemplar_features)
+        own = (torch.arange(bank.shape[0])[None, :] % n) == torch.arange(n)[:, None]  # column c: exemplar c % n
         grid = step * np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=np.float64)
         scores = []
         for _ in range(draws):
             centres = exemplars.xy + rng.uniform(-step / 2, step / 2, size=(n, 2))
             xy = (centres[:, None, :] + grid[None, :, :]).reshape(-1, 2)  # exemplar-major, 9 windows each
-            crops = crop_centred(image, xy, window)
-            total = 0.0
-            for _ in self._each_member():  # the ensemble's mean score, as score_grid gives it
-                bank = self._unit(self._exemplar_features)
-                x = to_input(crops, self._model.image_size, cfg.window_norm, self.context.device)
-                feats = self._unit(encode(self._model, x, cfg.batch_size, cfg.pooling).cpu())
-                sim = (feats @ bank.T).reshape(n, len(grid), -1)
-                mask = own[:, None, :].expand_as(sim)
-                if cfg.match == "max":
-                    s = sim.masked_fill(mask, -torch.inf).max(dim=2).values
-                else:
-                    s = sim.masked_fill(mask, 0.0).sum(dim=2) / (~mask).sum(dim=2)
-                total = total + self._with_probe(s.reshape(-1), feats).reshape(n, len(grid))
-            scores.append((total / max(1, len(self._members))).max(dim=1).values.numpy())
+            x = to_input(crop_centred(image, xy, window), self._model.image_size, cfg.window_norm, self.context.device)
+            feats = self._unit(encode(self._model, x, cfg.batch_size, cfg.pooling).cpu())
+            sim = (feats @ bank.T).reshape(n, len(grid), -1)
+            mask = own[:, None, :].expand_as(sim)
+            if cfg.match == "max":
+                s = sim.masked_fill(mask, -torch.inf).max(dim=2).values
+            else:
+                s = sim.masked_fill(mask, 0.0).sum(dim=2) / (~mask).sum(dim=2)
+            s = self._with_probe(s.reshape(-1), feats).reshape(n, len(grid))
+            scores.append(s.max(dim=1).values.numpy())
         if self._correlation is not None:  # each exemplar's correlation term, with the others' template
             from cryopick.recentre import capped_correlation
 
@@ -573,53 +519,27 @@ class MAEPicker(Picker):
                                 "quantile of the exemplars' leave-one-out scores)")
         return out
 
-    def _member_arrays(self) -> dict[str, np.ndarray]:
-        """The current member's arrays: its network, exemplar features, centring vector and probe."""
+    def _state(self, model, features: np.ndarray, diameter: float, window: int, reference: str,
+               timings: dict, calibration: dict | None = None) -> ModelState:
         from cryopick_mae.train import model_arrays
 
-        arrays = model_arrays(self._model)
-        arrays["exemplar_features"] = self._exemplar_features.numpy().astype(np.float32)
+        arrays = model_arrays(model)
+        arrays["exemplar_features"] = np.asarray(features, dtype=np.float32)
         if self._feature_mean is not None:
             arrays["feature_mean"] = self._feature_mean.numpy().astype(np.float32)
-        if self._linear is not None:
-            arrays["linear_weight"] = self._linear["weight"].numpy().astype(np.float32)
-            arrays["linear_norm"] = np.asarray(self._linear["norm"], dtype=np.float64)
-        return arrays
-
-    def _state(self, diameter: float, window: int, reference: str, timings: dict,
-               calibration: dict | None = None) -> ModelState:
-        arrays = {}
-        for i in self._each_member():  # the first member's arrays unprefixed (as a one-network model stores them)
-            arrays.update({(f"{MEMBER_PREFIX}{i}." if i else "") + k: v for k, v in self._member_arrays().items()})
         if self._template is not None:
             arrays["centre_template"] = self._template.astype(np.float32)
         if self._correlation is not None:
             arrays["correlation_clip"] = np.asarray([self._correlation], dtype=np.float64)
-        config = {"architecture": dict(self._model.architecture), "picker": config_to_dict(self.config),
+        if self._linear is not None:
+            arrays["linear_weight"] = self._linear["weight"].numpy().astype(np.float32)
+            arrays["linear_norm"] = np.asarray(self._linear["norm"], dtype=np.float64)
+        config = {"architecture": dict(model.architecture), "picker": config_to_dict(self.config),
                   "diameter_px": diameter, "window_px": window, "reference": reference,
-                  "members": max(1, len(self._members)),
                   "timings": {k: round(v, 3) for k, v in timings.items()}, "calibration": calibration}
         return ModelState(arrays, config)
 
     def load(self, state: ModelState) -> None:
-        self._members = []
-        for i in range(int(state.config.get("members", 1))):  # models saved before ensembles: one network
-            prefix = f"{MEMBER_PREFIX}{i}."
-            arrays = {k[len(prefix):]: v for k, v in state.arrays.items() if k.startswith(prefix)} if i else state.arrays
-            self._load_member(ModelState(arrays, state.config))
-            self._keep_member()
-        self._make_current(0)
-        # models saved before re-centring existed (or with recentre=0) keep the score grid's peaks; those saved
-        # before the correlation term (or with correlation=0) score without it
-        norm = state.arrays.get("correlation_clip") if self.config.correlation > 0 else None
-        self._correlation = None if norm is None else float(np.asarray(norm, dtype=np.float64).reshape(-1)[0])
-        template = state.arrays.get("centre_template") if self.config.recentre > 0 or norm is not None else None
-        self._template = None if template is None else np.asarray(template, dtype=np.float32)
-        if self.config.calibrate:
-            self._apply_calibration(state.config.get("calibration"))
-
-    def _load_member(self, state: ModelState) -> None:
-        """Make the network and features stored in ``state`` (one member's arrays) the current ones."""
         import torch
 
         from cryopick_mae.train import model_from_state
@@ -637,6 +557,14 @@ class MAEPicker(Picker):
         self._linear = None if weight is None else {
             "weight": torch.from_numpy(np.asarray(weight, dtype=np.float32)),
             "norm": [float(v) for v in np.asarray(state.arrays["linear_norm"], dtype=np.float64)]}
+        # models saved before re-centring existed (or with recentre=0) keep the score grid's peaks; those saved
+        # before the correlation term (or with correlation=0) score without it
+        norm = state.arrays.get("correlation_clip") if self.config.correlation > 0 else None
+        self._correlation = None if norm is None else float(np.asarray(norm, dtype=np.float64).reshape(-1)[0])
+        template = state.arrays.get("centre_template") if self.config.recentre > 0 or norm is not None else None
+        self._template = None if template is None else np.asarray(template, dtype=np.float32)
+        if self.config.calibrate:
+            self._apply_calibration(state.config.get("calibration"))
 
     def score_grid(self, image: np.ndarray, diameter_px: float):
         """Similarity of every window: ``(scores (ny, nx), x0, y0, step, window)`` where window
@@ -651,6 +579,7 @@ class MAEPicker(Picker):
             raise RuntimeError("mae picker: call train() or load() before score()")
         cfg = self.config
         device = self.context.device
+        model = self._model.to(device).eval()
         window = self.window_px(diameter_px)
         step = max(1, int(round(cfg.stride * diameter_px)))
         # Zero padding (the mean of a normalised micrograph) lets centres come within
@@ -662,21 +591,15 @@ class MAEPicker(Picker):
             img = F.pad(img, (0, max(0, window - img.shape[1]), 0, max(0, window - img.shape[0])))
         views = img.unfold(0, window, step).unfold(1, window, step)  # (ny, nx, window, window), no copy
         ny, nx = views.shape[:2]
-        banks = []
-        for _ in self._each_member():
-            self._model.to(device).eval()
-            banks.append(self._unit(self._exemplar_features.to(device)))
+        exemplars = self._unit(self._exemplar_features.to(device))
         rows_per_batch = max(1, cfg.batch_size // nx)
         scores = torch.empty(ny, nx)
         with torch.inference_mode():
             for r0 in progress(range(0, ny, rows_per_batch), desc="mae scoring", total=-(-ny // rows_per_batch)):
                 batch = views[r0: r0 + rows_per_batch].reshape(-1, window, window)
-                x = to_input(batch, self._model.image_size, cfg.window_norm, device)
-                total = 0.0
-                for i in self._each_member():  # the ensemble's mean score (``ensemble``)
-                    feats = self._unit(self._model.features(x, cfg.pooling))
-                    total = total + self._scores(feats @ banks[i].T, feats)
-                s = total / len(banks)
+                x = to_input(batch, model.image_size, cfg.window_norm, device)
+                feats = self._unit(model.features(x, cfg.pooling))
+                s = self._scores(feats @ exemplars.T, feats)
                 scores[r0: r0 + rows_per_batch] = s.reshape(-1, nx).float().cpu()
         origin = (window - 1) / 2 - pad
         return scores.numpy(), origin, origin, step, window
