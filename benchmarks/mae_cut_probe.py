@@ -68,6 +68,7 @@ def load_stored_run(args, overrides: dict):
     reference micrograph with its exemplars, and the test micrographs' truth, for a probe that re-scores it."""
     from types import SimpleNamespace
 
+    import attrs
     import torch
 
     from cryopick.host import build_host
@@ -79,8 +80,11 @@ def load_stored_run(args, overrides: dict):
     project = open_project(args.project, "r")
     info = project.run_info(project.latest_run())
     state = project.model(info["model"])
-    settings = {k: str(v) for k, v in state.config["picker"].items() if v is not None and k != "calibrate"}
-    picker = make_picker(build_host(), "mae", {**settings, **overrides}, "cpu", 0)
+    host = build_host()
+    known = {f.name for f in attrs.fields(host.pickers.load("mae").Config)}  # runs stored by older code keep
+    settings = {k: str(v) for k, v in state.config["picker"].items()  # settings since removed: skip those
+                if v is not None and k != "calibrate" and k in known}
+    picker = make_picker(host, "mae", {**settings, **overrides}, "cpu", 0)
     picker.load(state)
     reference = state.config["reference"]
     ref_image, factor = project.preprocessed(info["preprocessing"], reference)

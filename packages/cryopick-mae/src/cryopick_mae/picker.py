@@ -605,13 +605,18 @@ class MAEPicker(Picker):
         return scores.numpy(), origin, origin, step, window
 
     def score(self, image: np.ndarray, diameter_px: float) -> Particles:
+        grid, x0, y0, step, _ = self.score_grid(image, diameter_px)
+        return self.grid_candidates(image, grid, x0, y0, step, diameter_px)
+
+    def grid_candidates(self, image: np.ndarray, grid: np.ndarray, x0: float, y0: float, step: int,
+                   diameter_px: float) -> Particles:
+        """Picks of ``image`` from its score grid (``score_grid``'s ``grid, x0, y0, step``): the grid's local maxima,
+        re-centred on the template, plus the correlation term, duplicates merged."""
         from scipy import ndimage
 
         from cryopick.nms import greedy_nms
         from cryopick.recentre import correlation_map, parabola_offset, recentre
 
-        grid, x0, y0, step, _ = self.score_grid(image, diameter_px)
-        ny, nx = grid.shape
         # Local maxima of the score grid (3 x 3), refined by a parabola through each peak and its
         # neighbours along x and y: sub-stride centres at no extra encoding cost.
         peaks = grid >= ndimage.maximum_filter(grid, size=3, mode="nearest")
