@@ -36,6 +36,27 @@ def test_scs_loss_floor_tau():
     assert float(scs_loss(alpha=0.7, tau=0.02)(same, opposite)) == pytest.approx(0.02)
 
 
+def test_scs_floor_stops_the_pull():
+    # Exemplars 60 degrees apart, the unlabelled region opposite their mean: S_self = (2 + 2 * 0.5) / 4 = 0.75,
+    # S_cross = -cos(30 deg) = -0.866, so 1 + 0.7 S_cross - 0.3 S_self = 0.169: between the paper's floor and 0.2.
+    f_l = torch.tensor([[1.0, 0.0], [0.5, 0.75 ** 0.5]], requires_grad=True)
+    f_u = torch.tensor([[-(0.75 ** 0.5), -0.5]])
+    for tau, pulls in ((0.02, True), (0.2, False)):  # the cpu preset's 0.1 stops once the value falls below 0.1
+        f_l.grad = None
+        value = scs_loss(alpha=0.7, tau=tau)(f_l, f_u)
+        value.backward()
+        assert float(value) == pytest.approx(max(tau, 1 - 0.7 * 0.75 ** 0.5 - 0.3 * 0.75), abs=1e-6)
+        assert (float(f_l.grad.abs().sum()) > 1e-3) is pulls
+
+
+def test_cpu_preset_floor():
+    from cryopick.config import build_config
+    from cryopick_mae.picker import MAEConfig, MAEPicker
+
+    assert build_config(MAEConfig, {"preset": "cpu"}, MAEPicker.presets).tau == 0.1
+    assert build_config(MAEConfig, {"preset": "paper"}, MAEPicker.presets).tau == 0.02
+
+
 def test_pu_adjusted_similarities_eq_4_5():
     # S_ll = 2, S_lu = 1, S_uu = 1, m = 2, n = 1, pi = 0.5
     s_self, s_cross = pu_self_cross_similarity(F_L, F_U, 0.5)
