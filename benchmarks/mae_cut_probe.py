@@ -81,8 +81,9 @@ def load_stored_run(args, overrides: dict):
     info = project.run_info(project.latest_run())
     state = project.model(info["model"])
     host = build_host()
-    known = {f.name for f in attrs.fields(host.pickers.load("mae").Config)}  # runs stored by older code keep
-    settings = {k: str(v) for k, v in state.config["picker"].items()  # settings since removed: skip those
+    # runs stored by older code may hold settings since removed: skip those
+    known = {f.name for f in attrs.fields(host.pickers.load("mae").Config)}
+    settings = {k: str(v) for k, v in state.config["picker"].items()
                 if v is not None and k != "calibrate" and k in known}
     picker = make_picker(host, "mae", {**settings, **overrides}, "cpu", 0)
     picker.load(state)

@@ -615,7 +615,7 @@ class MAEPicker(Picker):
         return self.grid_candidates(image, grid, x0, y0, step, diameter_px)
 
     def grid_candidates(self, image: np.ndarray, grid: np.ndarray, x0: float, y0: float, step: int,
-                   diameter_px: float) -> Particles:
+                        diameter_px: float) -> Particles:
         """Picks of ``image`` from its score grid (``score_grid``'s ``grid, x0, y0, step``): the grid's local maxima,
         re-centred on the template, plus the correlation term, duplicates merged."""
         from scipy import ndimage
