@@ -6,6 +6,7 @@ import pytest
 
 from cryopick.particles import Particles
 from cryopick.recentre import (
+    CONTAMINANT_REACH,
     capped_correlation,
     correlation_map,
     correlation_norm,
@@ -155,7 +156,8 @@ def test_self_correlation_is_the_labels_correlation_of_the_best_picks():
     term = self_correlation(image, cands, cut=0.0, fraction=5 / 6, diameter_px=16.0, search_px=2.0, minimum=5)
     picked = np.array([5, 0, 1, 2, 3])  # by score: 9, 5, 4, 3, 2
     template, clip = labels_correlation([(image, xy[picked])], 16.0, 2.0)
-    np.testing.assert_allclose(term, correlation_score(correlation_map(image, template), xy, clip))
+    np.testing.assert_allclose(term, correlation_score(correlation_map(image, template), xy, clip,
+                                                       reach_px=CONTAMINANT_REACH * 16.0))
     assert term[:5].min() > term[5:].max()  # the particles, the one left out of the template included
     assert self_correlation(image, cands, cut=0.0, fraction=0.5, diameter_px=16.0, minimum=5) is None  # 3 picks
     assert self_correlation(image, cands, cut=10.0, fraction=1.0, diameter_px=16.0, minimum=1) is None

@@ -314,7 +314,7 @@ class ActivePicker(Picker):
                             diameter_px: float) -> Particles:
         """``candidates`` (on a logit map of shape ``grid``) with ``self_template`` x their capped correlation with
         the template of the best half of the micrograph's candidates at its Otsu cut-off added."""
-        from cryopick.recentre import CONTAMINANT_REACH, self_correlation
+        from cryopick.recentre import self_correlation
         from cryopick.threshold import Otsu
 
         w = self.config.self_template
@@ -323,8 +323,7 @@ class ActivePicker(Picker):
         sx, sy = image.shape[1] / grid[1], image.shape[0] / grid[0]  # the logit map's grid -> the image's
         on_image = Particles(candidates.x * sx, candidates.y * sy, candidates.score)
         term = self_correlation(image, on_image, Otsu().cutoff(candidates.score), SELF_TEMPLATE_FRACTION,
-                                diameter_px * sx, CORRELATION_SEARCH * diameter_px * sx,
-                                contaminant=self.config.contaminant, reach_px=CONTAMINANT_REACH * diameter_px * sx)
+                                diameter_px * sx, CORRELATION_SEARCH * diameter_px * sx, contaminant=self.config.contaminant)
         if term is None:
             return candidates
         return Particles(candidates.x, candidates.y, candidates.score + w * term)

@@ -209,14 +209,14 @@ def labels_correlation(labelled: list[tuple[np.ndarray, np.ndarray]], radius: fl
 
 
 def self_correlation(image: np.ndarray, candidates: Particles, cut: float, fraction: float, diameter_px: float,
-                     search_px: float = 0.0, minimum: int = 5, contaminant: float = CONTAMINANT,
-                     reach_px: float = 0.0) -> np.ndarray | None:
+                     search_px: float = 0.0, minimum: int = 5, contaminant: float = CONTAMINANT) -> np.ndarray | None:
     """Every candidate's :func:`correlation_score` against the template of the micrograph's own best picks: the
     best ``fraction`` (by score) of the ``candidates`` at or above ``cut`` make a :func:`labels_correlation`
     template of one ``diameter_px`` in radius, and its clip (their leave-one-out median, searched within
     ``search_px``). No labels are needed: a picker's most confident picks stand in for them, so the template has
     this micrograph's defocus and contrast, not those of another micrograph or data set. None when fewer than
-    ``minimum`` candidates would make it. ``contaminant``, ``reach_px``: as :func:`correlation_score`."""
+    ``minimum`` candidates would make it. ``contaminant``: as :func:`correlation_score`, its bound on the largest
+    correlation within ``CONTAMINANT_REACH`` diameters."""
     score = np.asarray(candidates.score)
     above = np.flatnonzero(score >= cut)
     k = int(round(fraction * len(above)))
@@ -224,4 +224,5 @@ def self_correlation(image: np.ndarray, candidates: Particles, cut: float, fract
         return None
     best = above[np.argsort(-score[above], kind="stable")[:k]]
     template, clip = labels_correlation([(image, candidates.xy[best])], diameter_px, search_px)
-    return correlation_score(correlation_map(image, template), candidates.xy, clip, contaminant, reach_px)
+    return correlation_score(correlation_map(image, template), candidates.xy, clip, contaminant,
+                             CONTAMINANT_REACH * diameter_px)

@@ -482,14 +482,13 @@ class HydraPicker(Picker):
     def _with_self_template(self, image: np.ndarray, candidates: Particles, diameter_px: float) -> Particles:
         """Zero-shot ``candidates`` with ``self_template`` x their capped correlation with the template of the
         micrograph's own best picks added, shifted so that as many stay at or above the cut-off as before."""
-        from cryopick.recentre import CONTAMINANT_REACH, self_correlation
+        from cryopick.recentre import self_correlation
 
         cfg, cut = self.config, self._cut
         if cfg.self_template <= 0:
             return candidates
         term = self_correlation(image, candidates, cut, cfg.self_template_top, diameter_px,
-                                CORRELATION_SEARCH * diameter_px, SELF_TEMPLATE_MIN, cfg.contaminant,
-                                CONTAMINANT_REACH * diameter_px)
+                                CORRELATION_SEARCH * diameter_px, SELF_TEMPLATE_MIN, cfg.contaminant)
         if term is None:
             return candidates
         n_cut = int(np.sum(candidates.score >= cut))
