@@ -79,6 +79,24 @@ def test_parabola_offset_finds_the_vertex():
     assert parabola_offset(0.0, 1.0, 1.5) == 0.5  # the vertex 1.5 samples away: clipped to half a sample
 
 
+def test_correlation_norm_with_more_centres_than_rings_is_the_plain_leave_one_out():
+    """With more centres than the template has rings the norm combines one correlation map per ring instead of
+    one per centre; it must give what the plain computation gives (the others' template correlated with the whole
+    micrograph, standardised over it), at the micrograph's edges too."""
+    rng = np.random.default_rng(3)
+    centres = np.concatenate([rng.uniform([5, 5], [195, 155], size=(10, 2)), [[0.4, 1.0], [199.0, 158.6]]])
+    image = _disk_image(centres, radius=3.0, noise=0.8)
+    radius = 4.0  # 5 rings, 12 centres
+    _, z = correlation_norm(image, centres, radius, search_px=1.5)
+    n = len(centres)
+    full = correlation_map(image, radial_template(image, centres, radius))
+    for i in range(n):
+        own = correlation_map(image, radial_template(image, centres[i:i + 1], radius))
+        corr = (n * full - own) / (n - 1)
+        at = recentre(Particles(centres[i:i + 1, 0], centres[i:i + 1, 1], np.zeros(1)), corr, 1.5)
+        assert z[i] == pytest.approx(correlation_score(corr, at.xy, np.inf)[0], rel=1e-6, abs=1e-6)
+
+
 def test_correlation_norm_leaves_each_labelled_particle_out_of_its_own_template():
     """At low SNR a particle's own noise is part of a template made with it; the norm scores each labelled
     particle against the template of the others, exactly (the template is linear in the crops), which is
