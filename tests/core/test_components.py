@@ -176,6 +176,32 @@ def test_greedy_cover_nms_equals_the_pixel_loop(radius, threshold):
     assert np.all(np.diff(got.score) <= 0)  # sorted by score
 
 
+def test_greedy_cover_nms_on_a_flat_map_equals_the_pixel_loop():
+    """A flat map (a model with no label yet) makes every pixel a peak: more candidates than greedy_nms lists
+    close pairs for, taken one by one instead; the same picks as the textbook loop, in raster order on ties."""
+    from cryopick.nms import greedy_cover_nms
+
+    s = np.zeros((100, 120), dtype=np.float32)
+    got = greedy_cover_nms(s, 4.5)
+    assert len(got) > 100
+    assert {(int(x), int(y)) for x, y in zip(got.x, got.y)} == _greedy_by_pixel(s, 4.5, -np.inf)
+
+
+def test_greedy_nms_with_many_ties_keeps_the_best_of_each_neighbourhood_in_rank_order():
+    """Candidates with few distinct scores (over 10 000, so greedy_nms goes one by one): each survivor is the
+    first in rank order (score, then input order) of those not within the radius of an earlier survivor."""
+    rng = np.random.default_rng(5)
+    ys, xs = np.mgrid[:110, :100]
+    cands = Particles(xs.ravel(), ys.ravel(), rng.integers(0, 3, size=xs.size).astype(np.float32))
+    got = greedy_nms(cands, 3.5)
+    ranked = cands.sorted_by_score()
+    kept = []
+    for x, y in ranked.xy:
+        if not kept or np.min(np.hypot(*(np.asarray(kept) - (x, y)).T)) > 3.5:
+            kept.append((x, y))
+    np.testing.assert_array_equal(got.xy, np.asarray(kept))
+
+
 def test_greedy_cover_finds_the_particle_on_a_brighter_neighbours_shoulder():
     """Two touching particles 12 px apart, NMS radius 8: the weaker one's score is only a shoulder of the
     stronger one's peak, so it is no local maximum; the greedy cover still gives it a candidate."""
