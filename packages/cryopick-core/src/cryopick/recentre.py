@@ -162,8 +162,9 @@ def correlation_norm(image: np.ndarray, centres: np.ndarray, radius: float,
     reach = (int(np.floor(search_px)) if search_px >= 1 else 0) + 2  # the search disk, the parabola, bilinear
     padded = np.pad(np.asarray(image, dtype=np.float64), reach + r)
     z = np.empty(n)
-    for a in range(0, n, 64):  # (64, pixels / 16) at a time
-        block = profiles[a: a + 64]
+    step = max(1, min(64, 2 ** 24 // full_sampled.size))  # (step, pixels / 16) values at a time: 128 MB at most
+    for a in range(0, n, step):
+        block = profiles[a: a + step]
         others = (n * full_sampled[None] - block @ sampled) / (n - 1)
         med = np.median(others, axis=1)
         mad = 1.4826 * np.median(np.abs(others - med[:, None]), axis=1)
