@@ -43,6 +43,14 @@ def crop_centred(image: np.ndarray, xy: np.ndarray, size: int, mode: str = "cons
     return out
 
 
+def _rings(radius: float) -> tuple[int, np.ndarray]:
+    """``(r, ring)``: the template's half-size ``r`` and each pixel's ring index (rounded distance from the centre)
+    on the ``(2r+1, 2r+1)`` grid of :func:`radial_template`."""
+    r = max(1, int(round(radius)))
+    yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
+    return r, np.rint(np.hypot(xx, yy)).astype(int)
+
+
 def radial_template(image: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
     """The rotational average of the mean crop of ``image`` around ``centres`` (``(n, 2)`` x, y): a
     ``(2r+1, 2r+1)`` float32 image, ``r = round(radius)``, zero outside the disk of radius ``r`` and zero-mean
@@ -50,10 +58,8 @@ def radial_template(image: np.ndarray, centres: np.ndarray, radius: float) -> np
     centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
     if not len(centres):
         raise ValueError("a template needs at least one labelled centre")
-    r = max(1, int(round(radius)))
+    r, ring = _rings(radius)
     mean = crop_centred(image, centres, 2 * r + 1, mode="reflect").astype(np.float64).mean(axis=0)
-    yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
-    ring = np.rint(np.hypot(xx, yy)).astype(int)
     profile = np.bincount(ring.ravel(), weights=mean.ravel()) / np.bincount(ring.ravel())
     template = profile[ring]
     inside = ring <= r
@@ -108,14 +114,31 @@ def recentre(candidates: Particles, correlation: np.ndarray, search_px: float) -
 def _ring_kernels(radius: float) -> tuple[int, np.ndarray, np.ndarray]:
     """``(r, ring, kernels)`` with ``kernels[k]`` the zero-mean disk kernel of ring ``k`` (``k = 0..r``): a
     :func:`radial_template` whose ring profile is ``p`` equals ``sum_k p[k] kernels[k]`` (it is linear in ``p``)."""
-    r = max(1, int(round(radius)))
-    yy, xx = np.mgrid[-r: r + 1, -r: r + 1]
-    ring = np.rint(np.hypot(xx, yy)).astype(int)
+    r, ring = _rings(radius)
     inside = ring <= r
     counts = np.bincount(ring[inside], minlength=r + 1)
     kernels = np.stack([np.where(ring == k, 1.0, 0.0) - np.where(inside, counts[k] / inside.sum(), 0.0)
                         for k in range(r + 1)])
     return r, ring, kernels
+
+
+def plain_leave_one_out(image: np.ndarray, centres: np.ndarray, radius: float, search_px: float = 0.0,
+                        full: np.ndarray | None = None) -> np.ndarray:
+    """:func:`correlation_norm`'s ``z`` the plain way: for each centre, the others' template correlated with the
+    whole micrograph and standardised over it (``full``: the correlation with the template of all centres, when
+    already made). One correlation of the micrograph per centre."""
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    n = len(centres)
+    if full is None:
+        full = correlation_map(image, radial_template(image, centres, radius))
+    z = np.empty(n)
+    for i, xy in enumerate(centres):
+        corr = full
+        if n > 1:  # the template is linear in the crops: the others' = (n T - t_i) / (n - 1)
+            corr = (n * full - correlation_map(image, radial_template(image, xy[None], radius))) / (n - 1)
+        at = recentre(Particles(xy[:1], xy[1:], np.zeros(1)), corr, search_px)
+        z[i] = sample_at(standardised_correlation(corr), at.xy)[0]
+    return z
 
 
 def correlation_norm(image: np.ndarray, centres: np.ndarray, radius: float,
@@ -142,13 +165,7 @@ def correlation_norm(image: np.ndarray, centres: np.ndarray, radius: float,
     full = correlation_map(image, radial_template(image, centres, radius))
     r, ring, kernels = _ring_kernels(radius)
     if n <= len(kernels):  # no more centres than rings: one correlation of the micrograph per centre is cheaper
-        z = np.empty(n)
-        for i, xy in enumerate(centres):
-            corr = full
-            if n > 1:
-                corr = (n * full - correlation_map(image, radial_template(image, xy[None], radius))) / (n - 1)
-            at = recentre(Particles(xy[:1], xy[1:], np.zeros(1)), corr, search_px)
-            z[i] = sample_at(standardised_correlation(corr), at.xy)[0]
+        z = plain_leave_one_out(image, centres, radius, search_px, full)
         return float(np.median(z)), z
     from scipy.signal import correlate
 
