@@ -139,6 +139,7 @@ def main(argv=None) -> int:
                     help="active picker settings (e.g. nms=local-max).")
     ap.add_argument("--topaz-set", action="append", default=[], metavar="KEY=VALUE", help="topaz --set values.")
     ap.add_argument("--no-topaz", action="store_true")
+    ap.add_argument("--no-random", action="store_true", help="Skip the random-questions loop.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
@@ -161,8 +162,10 @@ def main(argv=None) -> int:
         n_train = n_train_micrographs(len(mics))
         train, test = mics[:n_train], mics[n_train:]
         row = {"dataset": ds.name, "train": len(train), "test": len(test), "features": args.features}
-        row["active"] = run_loop(ds, train, test, "entropy", budgets, args.per_round, args.features, args.seed)
-        row["random"] = run_loop(ds, train, test, "random", budgets, args.per_round, args.features, args.seed)
+        row["active"] = run_loop(ds, train, test, ACTIVE_SET.get("acquisition", "entropy"), budgets, args.per_round,
+                                 args.features, args.seed)
+        if not args.no_random:
+            row["random"] = run_loop(ds, train, test, "random", budgets, args.per_round, args.features, args.seed)
         if not args.no_topaz:
             row["topaz"] = {n: run_topaz(ds, train, test, n, args.seed, args.topaz_set, work / ds.name.replace(":", "-"))
                             for n in budgets}
