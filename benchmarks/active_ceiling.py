@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_active import load_items  # noqa: E402
-from harness import DEFAULT_REAL, n_train_micrographs, real_datasets, sim_datasets  # noqa: E402
+from bench_active import add_dataset_arguments, datasets, load_items  # noqa: E402
+from harness import n_train_micrographs  # noqa: E402
 
 LABEL_SETS = ("all", "random", "random+bg")
 
@@ -81,13 +80,7 @@ def label_sets(items, truth: dict, train: list[str], diameter: float, n: int, rn
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="Folder of real sets (<set>/mrc, labels.star).")
-    ap.add_argument("--no-real", action="store_true")
-    ap.add_argument("--species", default="globular,small,asymmetric", help="Simulated species ('' for none).")
-    ap.add_argument("--sim-micrographs", type=int, default=6)
-    ap.add_argument("--sim-size", type=int, default=1024)
-    ap.add_argument("--sim-particles", type=int, default=80)
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cryopick-bench-sim")
+    add_dataset_arguments(ap)
     ap.add_argument("--n", type=int, default=50, help="Truth particles drawn for the 'random' label sets.")
     ap.add_argument("--active-set", action="append", default=[], metavar="KEY=VALUE",
                     help="active picker settings (e.g. features=hydra, nms_fraction=0.4).")
@@ -100,10 +93,7 @@ def main(argv=None) -> int:
     from cryopick_active.session import ActiveSession
 
     settings = dict(kv.split("=", 1) for kv in args.active_set)
-    sets = real_datasets(args.real, quick=False) if not args.no_real and args.real.is_dir() else []
-    species = [s for s in args.species.split(",") if s]
-    if species:
-        sets += sim_datasets(species, args.sim_micrographs, args.sim_size, args.sim_particles, args.cache)
+    sets = datasets(args)
     if not sets:
         raise SystemExit("no data sets: give --real DIR or --species")
     rows = []

@@ -53,6 +53,29 @@ def load_items(picker, ds: Dataset, names: list[Path]):
     return items, truth
 
 
+def add_dataset_arguments(ap: argparse.ArgumentParser) -> None:
+    """The data set options of this script and ``active_ceiling.py``: real sets and simulated species."""
+    ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="Folder of real sets (<set>/mrc, labels.star).")
+    ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--species", default="globular,small,asymmetric",
+                    help="Simulated species ('' for none); a species' set depends on its place in the list.")
+    ap.add_argument("--sim-micrographs", type=int, default=6)
+    ap.add_argument("--sim-size", type=int, default=1024)
+    ap.add_argument("--sim-particles", type=int, default=80)
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cryopick-bench-sim")
+
+
+def datasets(args) -> list[Dataset]:
+    """The data sets ``add_dataset_arguments``' options name."""
+    sets: list[Dataset] = []
+    if not args.no_real and args.real.is_dir():
+        sets += real_datasets(args.real, quick=False)
+    species = [s for s in args.species.split(",") if s]
+    if species:
+        sets += sim_datasets(species, args.sim_micrographs, args.sim_size, args.sim_particles, args.cache)
+    return sets
+
+
 #: --active-set values, for every loop of the run.
 ACTIVE_SET: dict[str, str] = {}
 
@@ -125,13 +148,7 @@ def run_topaz(ds: Dataset, train: list[Path], test: list[Path], n: int, seed: in
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="Folder of real sets (<set>/mrc, labels.star).")
-    ap.add_argument("--no-real", action="store_true")
-    ap.add_argument("--species", default="globular,small,asymmetric", help="Simulated species ('' for none).")
-    ap.add_argument("--sim-micrographs", type=int, default=6)
-    ap.add_argument("--sim-size", type=int, default=1024)
-    ap.add_argument("--sim-particles", type=int, default=80)
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cryopick-bench-sim")
+    add_dataset_arguments(ap)
     ap.add_argument("--budgets", default="10,25,50,100", help="Label counts at which AP is reported.")
     ap.add_argument("--per-round", type=int, default=5, help="Regions per round (5 reaches 10, 25, 50, 100 exactly).")
     ap.add_argument("--features", default=None, help="Feature provider (default: the active picker's).")
@@ -149,12 +166,7 @@ def main(argv=None) -> int:
         from cryopick_active.picker import ActiveConfig
 
         args.features = ActiveConfig().features
-    sets: list[Dataset] = []
-    if not args.no_real and args.real.is_dir():
-        sets += real_datasets(args.real, quick=False)
-    species = [s for s in args.species.split(",") if s]
-    if species:
-        sets += sim_datasets(species, args.sim_micrographs, args.sim_size, args.sim_particles, args.cache)
+    sets = datasets(args)
     results = []
     work = Path(tempfile.mkdtemp(prefix="bench-active-"))
     for ds in sets:
