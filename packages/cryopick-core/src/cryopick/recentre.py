@@ -141,6 +141,19 @@ def plain_leave_one_out(image: np.ndarray, centres: np.ndarray, radius: float, s
     return z
 
 
+#: A micrograph's correlation is standardised with the median and spread of every ``_SAMPLE``-th pixel each way
+#: (:func:`standardised_correlation`, and the leave-one-out norms of :func:`correlation_norm`).
+_SAMPLE = 4
+
+
+def _robust_centre_scale(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 x median absolute deviation over the last axis of ``samples`` (a spread of 0 becomes
+    1, so that dividing by it is safe)."""
+    med = np.median(samples, axis=-1)
+    mad = 1.4826 * np.median(np.abs(samples - med[..., None]), axis=-1)
+    return med, np.where(mad > 0, mad, 1.0)
+
+
 def correlation_norm(image: np.ndarray, centres: np.ndarray, radius: float,
                      search_px: float = 0.0) -> tuple[float, np.ndarray]:
     """``(clip, z)`` for :func:`correlation_score` on a reference ``image`` with labelled ``centres`` (``(n, 2)``
@@ -204,18 +217,6 @@ def standardised_correlation(correlation: np.ndarray) -> np.ndarray:
     c = np.asarray(correlation, dtype=np.float64)
     med, scale = _robust_centre_scale(c[::_SAMPLE, ::_SAMPLE].ravel())
     return (c - med) / scale
-
-
-#: :func:`standardised_correlation` estimates its median and spread from every ``_SAMPLE``-th pixel each way.
-_SAMPLE = 4
-
-
-def _robust_centre_scale(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and 1.4826 x median absolute deviation over the last axis of ``samples`` (a spread of 0 becomes
-    1, so that dividing by it is safe)."""
-    med = np.median(samples, axis=-1)
-    mad = 1.4826 * np.median(np.abs(samples - med[..., None]), axis=-1)
-    return med, np.where(mad > 0, mad, 1.0)
 
 
 #: Standardised correlations above this multiple of the particles' clip count against a candidate
