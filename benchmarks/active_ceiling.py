@@ -8,7 +8,8 @@ split as bench_active.py: the first micrographs by name are asked about, the oth
 
 - ``all``: every truth particle of the training micrographs as a positive answer, and twice as many background
   points (uniform, at least half a diameter from any particle and a diameter from the edge);
-- ``random``: N truth particles drawn at random over the training micrographs (what topaz gets), no background;
+- ``random``: N truth particles drawn at random over the training micrographs (the very labels topaz gets in
+  bench_active.py with the same seed), no background;
 - ``random+bg``: the same N, and N background points.
 
 Examples::
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_active import add_dataset_arguments, datasets, load_items  # noqa: E402
+from bench_active import add_dataset_arguments, datasets, load_items, random_truth  # noqa: E402
 from harness import n_train_micrographs  # noqa: E402
 
 LABEL_SETS = ("all", "random", "random+bg")
@@ -65,10 +66,9 @@ def label_sets(items, truth: dict, train: list[str], diameter: float, n: int, rn
         return Particles(xy[:, 0], xy[:, 1], np.r_[np.ones(len(pos)), np.zeros(len(neg))])
 
     every = {m: truth[m].xy for m in train}
-    pool = [(m, i) for m in train for i in range(len(every[m]))]
-    if len(pool) < n:
-        raise SystemExit(f"the training micrographs hold {len(pool)} particles, fewer than --n {n}")
-    drawn = [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
+    drawn = random_truth(train, every, n, rng)  # topaz's labels in bench_active.py, for the same seed
+    if len(drawn) < n:
+        raise SystemExit(f"the training micrographs hold {len(drawn)} particles, fewer than --n {n}")
     some = {m: every[m][[i for mm, i in drawn if mm == m]] for m in train}
     per_mic = -(-n // len(train))
     return {

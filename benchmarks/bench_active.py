@@ -115,6 +115,14 @@ def run_loop(ds: Dataset, train: list[Path], test: list[Path], acquisition: str,
     return out
 
 
+def random_truth(train: list[str], truth: dict, n: int, rng: np.random.Generator) -> list[tuple[str, int]]:
+    """``(micrograph, index)`` of ``n`` truth particles (``truth``: name -> ``(k, 2)`` centres) drawn at random over
+    the ``train`` micrographs, fewer where they hold fewer: topaz's labels here, and ``active_ceiling.py``'s
+    ``random`` label set (the same draw for the same seed)."""
+    pool = [(m, i) for m in train for i in range(len(truth.get(m, ())))]
+    return [pool[i] for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+
+
 def run_topaz(ds: Dataset, train: list[Path], test: list[Path], n: int, seed: int, settings: list[str],
               work: Path) -> dict:
     """topaz on ``n`` truth particles drawn at random from the training micrographs (through the CLI)."""
@@ -122,15 +130,13 @@ def run_topaz(ds: Dataset, train: list[Path], test: list[Path], n: int, seed: in
     import starfile
 
     truth = read_truth(ds.truth)
-    rows = [(p.stem, x, y) for p in train for x, y in truth.get(p.stem, np.zeros((0, 2)))]
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(rows), size=min(n, len(rows)), replace=False)
+    drawn = random_truth([p.stem for p in train], truth, n, np.random.default_rng(seed))
     work.mkdir(parents=True, exist_ok=True)
     labels = work / f"labels-{n}.star"
-    starfile.write(pd.DataFrame({"rlnMicrographName": [rows[i][0] + ".mrc" for i in pick],
-                                 "rlnCoordinateX": [rows[i][1] for i in pick],
-                                 "rlnCoordinateY": [rows[i][2] for i in pick]}), labels, overwrite=True)
-    labelled = {rows[i][0] for i in pick}
+    starfile.write(pd.DataFrame({"rlnMicrographName": [m + ".mrc" for m, _ in drawn],
+                                 "rlnCoordinateX": [truth[m][i][0] for m, i in drawn],
+                                 "rlnCoordinateY": [truth[m][i][1] for m, i in drawn]}), labels, overwrite=True)
+    labelled = {m for m, _ in drawn}
     mics = [str(p) for p in train if p.stem in labelled] + [str(p) for p in test]
     cmd = [sys.executable, "-m", "cryopick.cli.main", "-q", "run", "--picker", "topaz", "--micrographs", *mics,
            "--labels", str(labels), "--truth", str(ds.truth), "--diameter", str(ds.diameter_px), "--seed", str(seed),
